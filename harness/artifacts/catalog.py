@@ -1,0 +1,70 @@
+"""Which binaries make up each component, and how each one reports its version.
+
+This is the one list of binaries the sources, the cache, the CLI and the tests agree on. How a
+binary is *obtained* is each source's business (gomod recipes, release URLs, a local dir).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class BinarySpec:
+    name: str
+    version_args: tuple[str, ...]
+    # The text `<binary> <version_args>` must print; {v} is the version without a leading "v".
+    version_text: str
+
+    def expected_output(self, version: str) -> str:
+        return self.version_text.format(v=version.lstrip("v"))
+
+
+KUBE_VERSION_TEXT = "Kubernetes v{v}"
+
+COMPONENT_BINARIES: dict[str, tuple[BinarySpec, ...]] = {
+    "kubernetes": (
+        BinarySpec("kube-apiserver", ("--version",), KUBE_VERSION_TEXT),
+        BinarySpec("kube-controller-manager", ("--version",), KUBE_VERSION_TEXT),
+        BinarySpec("kube-scheduler", ("--version",), KUBE_VERSION_TEXT),
+        BinarySpec("kubelet", ("--version",), KUBE_VERSION_TEXT),
+        BinarySpec("kube-proxy", ("--version",), KUBE_VERSION_TEXT),
+        BinarySpec("kubectl", ("version", "--client"), "Client Version: v{v}"),
+    ),
+    "etcd": (
+        BinarySpec("etcd", ("--version",), "etcd Version: {v}"),
+        BinarySpec("etcdctl", ("version",), "etcdctl version: {v}"),
+    ),
+    "flannel": (
+        BinarySpec("flanneld", ("--version",), "v{v}"),
+    ),
+}
+
+BINARY_COMPONENTS = tuple(COMPONENT_BINARIES)
+
+
+def binaries_of(component: str) -> list[str]:
+    return [spec.name for spec in COMPONENT_BINARIES[component]]
+
+
+def binary_spec(binary: str) -> BinarySpec:
+    for specs in COMPONENT_BINARIES.values():
+        for spec in specs:
+            if spec.name == binary:
+                return spec
+    raise KeyError(binary)
+
+
+def select(only: str | None) -> dict[str, list[str]]:
+    """component -> binaries selected by --only, which names a component or a single binary."""
+    if not only:
+        return {c: binaries_of(c) for c in COMPONENT_BINARIES}
+    if only in COMPONENT_BINARIES:
+        return {only: binaries_of(only)}
+    for component, specs in COMPONENT_BINARIES.items():
+        if any(spec.name == only for spec in specs):
+            return {component: [only]}
+    known = list(COMPONENT_BINARIES) + [s.name for specs in COMPONENT_BINARIES.values() for s in specs]
+    raise UserError(f"--only {only}: not a component or binary (known: {', '.join(known)})")

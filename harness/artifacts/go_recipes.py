@@ -1,0 +1,91 @@
+"""How each Go-built component is compiled: modules, main packages, tags and version ldflags.
+
+The flags follow each project's own release build (Kubernetes: hack/lib/golang.sh and
+hack/lib/version.sh; etcd: scripts/build-binary; flannel: its Makefile), minus what needs their
+git checkout, so `--version` prints the pinned version as a release binary would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from harness.artifacts.gomod_wrapper import (PublishedVersion, kubernetes_staging_version,
+                                             same_version_under)
+
+
+@dataclass(frozen=True)
+class GoRecipe:
+    component: str
+    # modules the wrapper requires, all at the component's version
+    modules: tuple[str, ...]
+    # binary -> main package
+    packages: dict[str, str]
+    tags: tuple[str, ...]
+    ldflags: Callable[[str], list[str]]
+    published: Callable[[str], PublishedVersion]
+
+    def ldflags_for(self, version: str) -> str:
+        # -s -w: no symbol table or DWARF, as in the projects' release builds (smaller binaries).
+        return " ".join(["-s", "-w", *self.ldflags(version)])
+
+
+def _kubernetes_ldflags(version: str) -> list[str]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        # No git checkout here; a fixed date keeps the binary reproducible.
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    flags = []
+    for key, value in values.items():
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+            flags.append(f"-X {package}.{key}={value}")
+    return flags
+
+
+def _etcd_ldflags(version: str) -> list[str]:
+    # The version itself is a constant in go.etcd.io/etcd/api/v3/version; only the git SHA is
+    # stamped by etcd's build script, and we have no checkout to take it from.
+    return [f"-X go.etcd.io/etcd/api/v3/version.GitSHA=module-{version}"]
+
+
+def _flannel_ldflags(version: str) -> list[str]:
+    return [f"-X github.com/flannel-io/flannel/pkg/version.Version={version}"]
+
+
+KUBE_CMDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+             "kube-proxy", "kubectl")
+
+GO_RECIPES: dict[str, GoRecipe] = {
+    "kubernetes": GoRecipe(
+        component="kubernetes",
+        modules=("k8s.io/kubernetes",),
+        packages={cmd: f"k8s.io/kubernetes/cmd/{cmd}" for cmd in KUBE_CMDS},
+        # selinux,notest,grpcnotrace: the tags of Kubernetes' own non-debug release build.
+        tags=("selinux", "notest", "grpcnotrace"),
+        ldflags=_kubernetes_ldflags,
+        published=kubernetes_staging_version,
+    ),
+    "etcd": GoRecipe(
+        component="etcd",
+        # The root module go.etcd.io/etcd/v3 is not served for v3.6.x; the etcd main package is
+        # the server module's root, etcdctl its own module.
+        modules=("go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/etcdctl/v3"),
+        packages={"etcd": "go.etcd.io/etcd/server/v3", "etcdctl": "go.etcd.io/etcd/etcdctl/v3"},
+        tags=(),
+        ldflags=_etcd_ldflags,
+        published=lambda version: same_version_under("go.etcd.io/etcd/", version),
+    ),
+    "flannel": GoRecipe(
+        component="flannel",
+        modules=("github.com/flannel-io/flannel",),
+        packages={"flanneld": "github.com/flannel-io/flannel"},
+        tags=(),
+        ldflags=_flannel_ldflags,
+        published=lambda version: (lambda path: None),
+    ),
+}

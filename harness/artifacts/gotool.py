@@ -1,0 +1,99 @@
+"""Runs the go command for the gomod source and turns its failures into one-line UserErrors.
+
+Only fetching modules touches the network (the Go module proxy), so only that step is retried,
+with a deadline; compiling is never retried.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, \
+    wait_exponential
+
+from harness.errors import UserError
+
+# Where Debian's golang-go and the upstream tarball put go, in case PATH lacks them.
+GO_FALLBACKS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
+NETWORK_MARKERS = ("dial tcp", "no such host", "connection refused", "i/o timeout",
+                   "TLS handshake timeout", "proxyconnect", "network is unreachable",
+                   "connection reset by peer", "502 Bad Gateway", "503 Service Unavailable",
+                   "504 Gateway Timeout")
+TAIL_LINES = 8
+
+
+class ProxyUnreachable(UserError):
+    pass
+
+
+def find_go() -> str:
+    found = shutil.which("go") or next((p for p in GO_FALLBACKS if os.access(p, os.X_OK)), None)
+    if not found:
+        raise UserError("Go toolchain missing: no `go` on PATH or in /usr/local/go/bin; "
+                        "install Go 1.25 or newer (see docs/artifacts.md)")
+    return found
+
+
+def go_version(go: str) -> str:
+    try:
+        out = subprocess.run([go, "version"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise UserError(f"Go toolchain missing: `{go} version` failed: {exc}") from None
+    return out.stdout.strip()
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)
+
+
+class GoRunner:
+    """Runs go commands in one working directory, appending all output to a log file."""
+
+    def __init__(self, go: str, workdir: Path, log_path: Path, env: dict[str, str]):
+        self.go = go
+        self.workdir = workdir
+        self.log_path = log_path
+        self.env = env
+
+    def run(self, args: list[str], what: str) -> str:
+        """Runs `go args`; on failure raises UserError naming `what`, the command and go's tail."""
+        command = " ".join([Path(self.go).name, *args])
+        started = time.monotonic()
+        proc = subprocess.run([self.go, *args], cwd=self.workdir, env=self.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with open(self.log_path, "a") as log:
+            log.write(f"$ {command}\n{proc.stdout}\n# exit {proc.returncode} after "
+                      f"{time.monotonic() - started:.1f}s\n")
+        if proc.returncode == 0:
+            return proc.stdout
+        if any(marker in proc.stdout for marker in NETWORK_MARKERS):
+            proxy = self.env.get("GOPROXY") or "the default GOPROXY"
+            raise ProxyUnreachable(f"{what}: Go module proxy unreachable ({proxy}) during "
+                                   f"`{command}`: {tail(proc.stdout, 3)}")
+        raise UserError(f"{what}: `{command}` failed (exit {proc.returncode}; log "
+                        f"{self.log_path}): {tail(proc.stdout)}")
+
+    def run_network(self, args: list[str], what: str, deadline_s: float = 600) -> str:
+        """Like run, but retried while the proxy looks unreachable, until the deadline."""
+        retrying = retry(retry=retry_if_exception_type(ProxyUnreachable),
+                         stop=stop_after_attempt(4) | stop_after_delay(deadline_s),
+                         wait=wait_exponential(multiplier=2, max=30), reraise=True)
+        return retrying(self.run)(args, what)
+
+
+def go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    # Static, self-contained binaries: the nodes need no libc of a matching version.
+    env["CGO_ENABLED"] = "0"
+    # A go.work in some parent directory must not pull the wrapper into a workspace.
+    env["GOWORK"] = "off"
+    env.setdefault("GOFLAGS", "")
+    # The wrapper go.mod is generated; let go record the module graph it resolves.
+    env["GOFLAGS"] = (env["GOFLAGS"] + " -mod=mod").strip()
+    env.update(extra or {})
+    return env

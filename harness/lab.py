@@ -1,0 +1,191 @@
+"""The lab model: one YAML file parsed into typed, validated objects.
+
+Everything else (the Vagrantfile, the PKI, every rendered file, every step and check) reads a
+`Lab`. Nothing repeats an address the lab already knows, so a lab on 10.240.0.0/24 works exactly
+like the seed's 192.168.220.0/24. Validation lives in `harness.validate`; this module only maps
+YAML onto types.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.errors import LabError
+from harness.versions import Versions, load_versions
+
+ROLES = ("etcd", "master", "lb", "node")
+IPv4Address = ipaddress.IPv4Address
+IPv4Network = ipaddress.IPv4Network
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    ip: IPv4Address
+    roles: tuple[str, ...]
+    node_name: str  # the Kubernetes node name; the guide calls master03 "node03" as a worker
+    cpus: int
+    memory_mb: int
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True)
+class Cluster:
+    service_cidr: IPv4Network
+    cluster_cidr: IPv4Network
+    node_port_range: tuple[int, int]
+    kubernetes_service_ip: IPv4Address
+    dns_service_ip: IPv4Address
+    dns_domain: str
+    bootstrap_token: str | None  # None: generated per lab, see harness.state
+
+    @property
+    def node_port_range_str(self) -> str:
+        return f"{self.node_port_range[0]}-{self.node_port_range[1]}"
+
+
+@dataclass(frozen=True)
+class Flannel:
+    etcd_prefix: str
+    subnet_len: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class Keepalived:
+    virtual_router_id: int
+    advert_int: int
+    priorities: dict[str, int]  # lb machine name -> VRRP priority; the highest is MASTER
+
+
+@dataclass(frozen=True)
+class Haproxy:
+    stats_port: int
+    check_inter: str
+    rise: int
+    fall: int
+
+
+@dataclass(frozen=True)
+class Pki:
+    expiry_hours: int
+    key_size: int
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    source: Path | None
+    network: IPv4Network
+    interface: str
+    vip: IPv4Address
+    master_url: str
+    api_port: int
+    vip_port: int
+    machines: tuple[Machine, ...]
+    cluster: Cluster
+    flannel: Flannel
+    keepalived: Keepalived
+    haproxy: Haproxy
+    pki: Pki
+    versions: Versions = field(repr=False)
+
+    # --- who does what -------------------------------------------------------------------
+    def with_role(self, role: str) -> list[Machine]:
+        return [m for m in self.machines if m.has(role)]
+
+    @property
+    def etcd_members(self) -> list[Machine]:
+        return self.with_role("etcd")
+
+    @property
+    def masters(self) -> list[Machine]:
+        return self.with_role("master")
+
+    @property
+    def lbs(self) -> list[Machine]:
+        return self.with_role("lb")
+
+    @property
+    def nodes(self) -> list[Machine]:
+        return self.with_role("node")
+
+    def machine(self, name: str) -> Machine:
+        for m in self.machines:
+            if m.name == name or m.node_name == name:
+                return m
+        raise KeyError(name)
+
+    # --- derived values: computed here once so no other module re-derives them -----------
+    def etcd_name(self, machine: Machine) -> str:
+        """The guide's member names: etcd01, etcd02, ... in lab order."""
+        return f"etcd{self.etcd_members.index(machine) + 1:02d}"
+
+    @property
+    def etcd_endpoints(self) -> str:
+        return ",".join(f"https://{m.ip}:2379" for m in self.etcd_members)
+
+    @property
+    def etcd_initial_cluster(self) -> str:
+        return ",".join(f"{self.etcd_name(m)}=https://{m.ip}:2380" for m in self.etcd_members)
+
+    @property
+    def api_url(self) -> str:
+        """What clients outside the masters use: MASTER_URL, which /etc/hosts points at the VIP."""
+        if self.lbs:
+            return f"https://{self.master_url}:{self.vip_port}"
+        return f"https://{self.master_url}:{self.api_port}"
+
+    @property
+    def api_address(self) -> IPv4Address:
+        """Where MASTER_URL resolves: the VIP, or the only master when there is no lb."""
+        return self.vip if self.lbs else self.masters[0].ip
+
+    def vrrp_state(self, machine: Machine) -> str:
+        top = max(self.keepalived.priorities.values())
+        return "MASTER" if self.keepalived.priorities[machine.name] == top else "BACKUP"
+
+    @property
+    def flannel_network_config(self) -> dict:
+        """The JSON the guide writes to FLANNEL_ETCD_PREFIX/config."""
+        return {"Network": str(self.cluster.cluster_cidr), "SubnetLen": self.flannel.subnet_len,
+                "Backend": {"Type": self.flannel.backend}}
+
+    @property
+    def dns_domain(self) -> str:
+        return self.cluster.dns_domain.rstrip(".")
+
+
+def read_lab_yaml(path: Path) -> dict:
+    """The raw mapping of a lab file; a YAML error becomes one line naming the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise LabError(str(path), f"cannot read lab file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise LabError(str(path), f"invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise LabError(str(path), "a lab file must be a YAML mapping")
+    return data
+
+
+def load_lab(path: str | Path) -> Lab:
+    """Parse and validate a lab file. Raises LabError (exit 2) naming the bad field."""
+    from harness.validate import build_lab  # the parser and its checks live together
+
+    path = Path(path)
+    data = read_lab_yaml(path)
+    versions = load_versions(overrides=data.get("versions"))
+    return build_lab(data, versions, source=path)

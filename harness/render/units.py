@@ -1,0 +1,175 @@
+"""systemd units for etcd, flanneld and the Kubernetes components, flags valid for the pinned
+release. Each flag that differs from the guide is listed in docs/seed-deviations.md."""
+
+from __future__ import annotations
+
+from harness.lab import Lab, Machine
+from harness.render import (BIN_DIR, CNI_CONF_DIR, ETCD_SSL_DIR, FLANNEL_DIR, FLANNEL_SUBNET_FILE,
+                            K8S_DIR, SSL_DIR)
+
+
+def _unit(description: str, exec_start: list[str], *, after: str = "network-online.target",
+          wants: str = "network-online.target", requires: str = "", service: dict | None = None,
+          before: str = "") -> str:
+    command = " \\\n  ".join(exec_start)
+    lines = ["[Unit]", f"Description={description}", "Documentation=https://kubernetes.io/docs/",
+             f"After={after}", f"Wants={wants}"]
+    if requires:
+        lines.append(f"Requires={requires}")
+    if before:
+        lines.append(f"Before={before}")
+    lines += ["", "[Service]"]
+    settings = {"Restart": "on-failure", "RestartSec": "5", "LimitNOFILE": "65536", **(service or {})}
+    lines += [f"{key}={value}" for key, value in settings.items()]
+    lines += [f"ExecStart={command}", "", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
+def etcd_service(lab: Lab, machine: Machine) -> str:
+    ip = machine.ip
+    return _unit(f"etcd member {lab.etcd_name(machine)}", [
+        f"{BIN_DIR}/etcd",
+        f"--name={lab.etcd_name(machine)}",
+        "--data-dir=/var/lib/etcd",
+        f"--cert-file={ETCD_SSL_DIR}/etcd.pem",
+        f"--key-file={ETCD_SSL_DIR}/etcd-key.pem",
+        f"--trusted-ca-file={SSL_DIR}/ca.pem",
+        f"--peer-cert-file={ETCD_SSL_DIR}/etcd.pem",
+        f"--peer-key-file={ETCD_SSL_DIR}/etcd-key.pem",
+        f"--peer-trusted-ca-file={SSL_DIR}/ca.pem",
+        "--client-cert-auth",
+        "--peer-client-cert-auth",
+        f"--initial-advertise-peer-urls=https://{ip}:2380",
+        f"--listen-peer-urls=https://{ip}:2380",
+        f"--listen-client-urls=https://{ip}:2379,https://127.0.0.1:2379",
+        f"--advertise-client-urls=https://{ip}:2379",
+        f"--initial-cluster-token=etcd-cluster-{lab.name}",
+        f"--initial-cluster={lab.etcd_initial_cluster}",
+        "--initial-cluster-state=new",
+    ], service={"Type": "notify", "WorkingDirectory": "/var/lib/etcd"})
+
+
+def flanneld_service(lab: Lab, machine: Machine) -> str:
+    return _unit("flanneld overlay address etcd agent", [
+        f"{BIN_DIR}/flanneld",
+        f"--etcd-endpoints={lab.etcd_endpoints}",
+        f"--etcd-prefix={lab.flannel.etcd_prefix}",
+        f"--etcd-cafile={SSL_DIR}/ca.pem",
+        f"--etcd-certfile={FLANNEL_DIR}/ssl/flanneld.pem",
+        f"--etcd-keyfile={FLANNEL_DIR}/ssl/flanneld-key.pem",
+        f"--iface={machine.ip}",
+        f"--public-ip={machine.ip}",
+        f"--subnet-file={FLANNEL_SUBNET_FILE}",
+        "--ip-masq",
+    ], before="containerd.service", service={"Type": "notify"})
+
+
+def cni_config_service() -> str:
+    """Runs mk-cni-conf once flannel has a lease: our mk-docker-opts.sh."""
+    return "\n".join([
+        "[Unit]", "Description=CNI config from flannel's subnet (the guide's mk-docker-opts.sh)",
+        "After=flanneld.service", "Requires=flanneld.service", "Before=containerd.service kubelet.service",
+        "", "[Service]", "Type=oneshot", "RemainAfterExit=yes",
+        f"ExecStart={BIN_DIR}/mk-cni-conf {FLANNEL_SUBNET_FILE} {CNI_CONF_DIR}/10-flannel.conflist",
+        "", "[Install]", "WantedBy=multi-user.target", ""])
+
+
+def kube_apiserver_service(lab: Lab, machine: Machine) -> str:
+    c = lab.cluster
+    return _unit("Kubernetes API Server", [
+        f"{BIN_DIR}/kube-apiserver",
+        f"--advertise-address={machine.ip}",
+        "--bind-address=0.0.0.0",
+        f"--secure-port={lab.api_port}",
+        "--authorization-mode=Node,RBAC",
+        "--anonymous-auth=false",
+        "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+        "DefaultStorageClass,ResourceQuota,NodeRestriction",
+        "--enable-bootstrap-token-auth",
+        f"--token-auth-file={K8S_DIR}/token.csv",
+        f"--service-cluster-ip-range={c.service_cidr}",
+        f"--service-node-port-range={c.node_port_range_str}",
+        f"--tls-cert-file={SSL_DIR}/kubernetes.pem",
+        f"--tls-private-key-file={SSL_DIR}/kubernetes-key.pem",
+        f"--client-ca-file={SSL_DIR}/ca.pem",
+        f"--kubelet-client-certificate={SSL_DIR}/apiserver-kubelet-client.pem",
+        f"--kubelet-client-key={SSL_DIR}/apiserver-kubelet-client-key.pem",
+        f"--service-account-key-file={SSL_DIR}/service-account.pem",
+        f"--service-account-signing-key-file={SSL_DIR}/service-account-key.pem",
+        f"--service-account-issuer=https://kubernetes.default.svc.{lab.dns_domain}",
+        f"--etcd-cafile={SSL_DIR}/ca.pem",
+        f"--etcd-certfile={SSL_DIR}/kubernetes.pem",
+        f"--etcd-keyfile={SSL_DIR}/kubernetes-key.pem",
+        f"--etcd-servers={lab.etcd_endpoints}",
+        "--allow-privileged=true",
+        "--audit-log-maxage=30",
+        "--audit-log-maxbackup=3",
+        "--audit-log-maxsize=100",
+        "--audit-log-path=/var/log/kubernetes/audit.log",
+        f"--audit-policy-file={K8S_DIR}/audit-policy.yaml",
+        "--event-ttl=1h",
+        "--v=2",
+    ], after="network-online.target etcd.service", service={"Type": "notify"})
+
+
+def kube_controller_manager_service(lab: Lab, machine: Machine) -> str:
+    kubeconfig = f"{K8S_DIR}/kube-controller-manager.kubeconfig"
+    return _unit("Kubernetes Controller Manager", [
+        f"{BIN_DIR}/kube-controller-manager",
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        "--cluster-name=kubernetes",
+        f"--service-cluster-ip-range={lab.cluster.service_cidr}",
+        f"--cluster-signing-cert-file={SSL_DIR}/ca.pem",
+        f"--cluster-signing-key-file={SSL_DIR}/ca-key.pem",
+        "--cluster-signing-duration=8760h",
+        f"--root-ca-file={SSL_DIR}/ca.pem",
+        f"--service-account-private-key-file={SSL_DIR}/service-account-key.pem",
+        "--use-service-account-credentials=true",
+        "--controllers=*,bootstrapsigner,tokencleaner",
+        "--allocate-node-cidrs=false",
+        "--leader-elect=true",
+        "--v=2",
+    ], after="network-online.target kube-apiserver.service")
+
+
+def kube_scheduler_service(lab: Lab, machine: Machine) -> str:
+    return _unit("Kubernetes Scheduler", [
+        f"{BIN_DIR}/kube-scheduler",
+        f"--config={K8S_DIR}/kube-scheduler.yaml",
+        f"--authentication-kubeconfig={K8S_DIR}/kube-scheduler.kubeconfig",
+        f"--authorization-kubeconfig={K8S_DIR}/kube-scheduler.kubeconfig",
+        "--bind-address=127.0.0.1",
+        "--v=2",
+    ], after="network-online.target kube-apiserver.service")
+
+
+def kubelet_service(lab: Lab, machine: Machine) -> str:
+    return _unit("Kubernetes Kubelet", [
+        f"{BIN_DIR}/kubelet",
+        f"--bootstrap-kubeconfig={K8S_DIR}/bootstrap.kubeconfig",
+        f"--kubeconfig={K8S_DIR}/kubelet.kubeconfig",
+        f"--config={K8S_DIR}/kubelet-config.yaml",
+        f"--cert-dir={SSL_DIR}",
+        f"--hostname-override={machine.node_name}",
+        f"--node-ip={machine.ip}",
+        "--v=2",
+    ], after="containerd.service mk-cni-conf.service", requires="containerd.service",
+        service={"WorkingDirectory": "/var/lib/kubelet"})
+
+
+def kube_proxy_service(lab: Lab, machine: Machine) -> str:
+    return _unit("Kubernetes Kube-Proxy Server", [
+        f"{BIN_DIR}/kube-proxy",
+        f"--config={K8S_DIR}/kube-proxy-config.yaml",
+        f"--hostname-override={machine.node_name}",
+        "--v=2",
+    ], service={"WorkingDirectory": "/var/lib/kube-proxy"})
+
+
+def containerd_dropin() -> str:
+    """Debian's containerd unit, told to wait for the CNI config flannel's subnet produces."""
+    return "[Unit]\nAfter=mk-cni-conf.service\nWants=mk-cni-conf.service\n"
+
