@@ -71,12 +71,13 @@ def _int(value: Any, where: str, low: int, high: int) -> int:
 
 
 def _port_range(value: Any, where: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", str(value))
+    text = str(value)
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
     if not match:
-        raise LabError(where, f"{value!r} is not a range of the form LOW-HIGH")
+        raise LabError(where, f"{text!r} is not a range of the form LOW-HIGH")
     low, high = int(match[1]), int(match[2])
     if not 1 <= low < high <= 65535:
-        raise LabError(where, f"{value!r} is not a range: need 1 <= LOW < HIGH <= 65535")
+        raise LabError(where, f"{text!r} is not a range: need 1 <= LOW < HIGH <= 65535")
     return low, high
 
 
