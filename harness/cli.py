@@ -71,6 +71,60 @@ def cmd_render(args) -> int:
     return 0
 
 
+def _run_dir(kind: str) -> Path:
+    import time
+    return Path("artifacts") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_up(args) -> int:
+    """Machines, then the guide's steps in order; on failure, logs first, then teardown unless
+    --keep (kind's "delete the cluster unless asked to retain it")."""
+    from harness import machines, machines_cli
+    from harness.errors import StepError
+    from harness.steps.context import build_context
+    from harness.steps.runner import run_steps
+
+    lab = load_lab(args.lab)
+    run_dir = _run_dir("up")
+    status = machines_cli.up_machines(lab, args)
+    if status or args.only == "machines" or args.until == "machines":
+        return status
+    ctx = build_context(lab)
+    try:
+        run_steps(ctx, until=args.until, timings_file=run_dir / "step-timings.json")
+    except StepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        logs = machines.collect_logs(lab, run_dir)
+        print(f"logs collected in {logs}", file=sys.stderr)
+        if not args.keep:
+            machines.down(lab)
+        return 1
+    finally:
+        ctx.close()
+    print(f"step timings: {run_dir / 'step-timings.json'}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    import checks
+    from harness.machines import phase
+    from harness.steps.context import build_context
+
+    ctx = build_context(load_lab(args.lab))
+    failed = 0
+    try:
+        for name, target in checks.CORE_CHECKS:
+            try:
+                with phase(name):
+                    checks.resolve(target)(ctx)
+            except AssertionError:
+                failed += 1
+    finally:
+        ctx.close()
+    print(f"{len(checks.CORE_CHECKS) - failed} of {len(checks.CORE_CHECKS)} checks passed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks and debug logs")
@@ -86,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--rotate", action="store_true", help="reissue the CA and every certificate")
     p.set_defaults(func=cmd_render)
+    p = sub.add_parser("up", help="bring up the machines and run the guide's steps in order")
+    _lab_arg(p)
+    p.add_argument("--only", choices=["machines"], help="stop after the machines")
+    p.add_argument("--until", metavar="STEP", help="stop after this step (see `plan`)")
+    p.add_argument("--keep", action="store_true", help="on failure, leave the lab up for inspection")
+    p.add_argument("--provider", help="default: the one the lab is up with, else detected")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("check", help="run the core checks against a running lab")
+    _lab_arg(p)
+    p.set_defaults(func=cmd_check)
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.lab import Lab, Machine
@@ -158,3 +158,15 @@ def write_public(path: Path, data: bytes) -> None:
     tmp.write_bytes(data)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """True when `ca`'s key made `cert`'s signature and `cert` names `ca` as its issuer."""
+    if cert.issuer != ca.subject:
+        return False
+    try:
+        ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                               cert.signature_hash_algorithm)
+    except Exception:  # noqa: BLE001 - any failure means "not signed by this CA"
+        return False
+    return True

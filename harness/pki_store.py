@@ -12,7 +12,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding
 
 from harness import pki
 from harness.lab import Lab
@@ -42,17 +41,8 @@ def _load_pair(directory: Path, stem: str):
     return cert, key
 
 
-def _signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                               cert.signature_hash_algorithm)
-    except Exception:  # noqa: BLE001 - any failure means "not signed by this CA"
-        return False
-    return True
-
-
 def _fits(cert: x509.Certificate, key, spec: pki.CertSpec, ca: x509.Certificate, key_size: int) -> bool:
-    if cert.subject != spec.subject() or not _signed_by(cert, ca):
+    if cert.subject != spec.subject() or not pki.signed_by(cert, ca):
         return False
     if cert.public_key().public_numbers() != key.public_key().public_numbers():
         return False

@@ -1,0 +1,40 @@
+"""Assertions on observed state, shared by the pytest suites and `python -m harness check`.
+
+Each check takes a StepContext, looks at the real machines (etcdctl output, interfaces, HTTP
+bodies) and raises AssertionError with a message that says what was seen. `__tracebackhide__`
+keeps pytest's report pointing at the test that called it.
+"""
+
+from __future__ import annotations
+
+
+
+import importlib
+
+# The core checks, in the guide's order: (name, "module:function"). `python -m harness check`
+# and the scenarios' "the lab converged back" step run exactly this list.
+CORE_CHECKS = (
+    ("etcd endpoint health", "etcd:endpoint_health"),
+    ("etcd cluster members", "etcd:cluster_members"),
+    ("etcd refuses a client without a cert", "etcd:client_without_cert_is_rejected"),
+    ("flannel network config", "flannel:network_config"),
+    ("flannel leases", "flannel:leases"),
+    ("VIP on the VRRP master only", "vip:vip_on_vrrp_master"),
+    ("componentstatuses", "control_plane:componentstatuses"),
+    ("nodes Ready", "control_plane:nodes_ready"),
+    ("node CSRs approved", "control_plane:csrs_approved"),
+    ("kubelet certs from the cluster CA", "control_plane:kubelet_certs_from_cluster_ca"),
+    ("nginx pod per node", "nginx:pods_per_node"),
+    ("pod to pod across nodes", "flannel:pod_to_pod"),
+    ("nginx on the ClusterIP", "nginx:cluster_ip_from_every_machine"),
+    ("nginx on every NodePort", "nginx:node_port_from_every_machine"),
+    ("anonymous API access denied", "security:anonymous_is_denied"),
+    ("kube-proxy cannot list secrets", "security:kube_proxy_cannot_list_secrets"),
+    ("etcd refuses a foreign cert", "security:etcd_refuses_foreign_cert"),
+    ("CA key only on masters", "security:ca_key_only_on_masters"),
+)
+
+
+def resolve(target: str):
+    module, function = target.split(":")
+    return getattr(importlib.import_module(f"checks.{module}"), function)

@@ -1,0 +1,78 @@
+"""The control plane as the guide checks it: componentstatuses through MASTER_URL, nodes Ready,
+CSRs approved, kubelet client certificates issued by the cluster CA."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+from cryptography import x509
+
+from harness import pki
+from harness.steps.actions import kubectl, run
+from harness.steps.context import StepContext
+
+
+def componentstatuses(ctx: StepContext) -> dict[str, str]:
+    """`kubectl get componentstatuses` through https://MASTER_URL (the VIP). Deprecated but served;
+    the warning it prints is expected."""
+    __tracebackhide__ = True
+    out = kubectl(ctx, "check:componentstatuses", "get componentstatuses -o json")
+    assert ctx.lab.api_url in run(ctx, "check:componentstatuses", ctx.lab.masters[0],
+                                  "/usr/local/bin/kubectl config view -o jsonpath='{.clusters[0].cluster.server}'").stdout
+    statuses = {}
+    for item in json.loads(out.stdout)["items"]:
+        healthy = [c for c in item.get("conditions", []) if c["type"] == "Healthy"]
+        statuses[item["metadata"]["name"]] = healthy[0]["status"] if healthy else "Unknown"
+    assert statuses.get("scheduler") == "True", statuses
+    assert statuses.get("controller-manager") == "True", statuses
+    etcd = {k: v for k, v in statuses.items() if k.startswith("etcd-")}
+    assert etcd and all(v == "True" for v in etcd.values()), statuses
+    return statuses
+
+
+def nodes_ready(ctx: StepContext) -> dict[str, str]:
+    __tracebackhide__ = True
+    listing = json.loads(kubectl(ctx, "check:nodes", "get nodes -o json").stdout)
+    ready = {}
+    for node in listing["items"]:
+        conditions = {c["type"]: c["status"] for c in node["status"]["conditions"]}
+        ready[node["metadata"]["name"]] = conditions.get("Ready")
+    want = {m.node_name for m in ctx.lab.nodes}
+    assert set(ready) == want and all(ready[n] == "True" for n in want), f"nodes: {ready}, want {sorted(want)} Ready"
+    return ready
+
+
+def csrs_approved(ctx: StepContext) -> dict[str, str]:
+    """Each node's bootstrap CSR was approved and issued."""
+    __tracebackhide__ = True
+    listing = json.loads(kubectl(ctx, "check:nodes", "get csr -o json").stdout)
+    by_node = {}
+    for csr in listing["items"]:
+        if csr["spec"].get("username") != "kubelet-bootstrap":
+            continue
+        request = x509.load_pem_x509_csr(base64.b64decode(csr["spec"]["request"]))
+        cn = request.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        types = {c["type"] for c in csr.get("status", {}).get("conditions", [])}
+        if "Approved" in types and csr.get("status", {}).get("certificate"):
+            by_node[cn.removeprefix("system:node:")] = csr["metadata"]["name"]
+    want = {m.node_name for m in ctx.lab.nodes}
+    assert want <= set(by_node), f"approved and issued bootstrap CSRs for {sorted(by_node)}, want {sorted(want)}"
+    return by_node
+
+
+def kubelet_certs_from_cluster_ca(ctx: StepContext) -> dict[str, str]:
+    """The kubelet's current client certificate on each node verifies against ca.pem."""
+    __tracebackhide__ = True
+    ca = x509.load_pem_x509_certificate((ctx.pki_dir / "ca.pem").read_bytes())
+    subjects = {}
+    for m in ctx.lab.nodes:
+        pem = ctx.on(m).read("/etc/kubernetes/ssl/kubelet-client-current.pem")
+        leaf = x509.load_pem_x509_certificate(pem)
+        assert pki.signed_by(leaf, ca), f"{m.name}: kubelet client cert not signed by the cluster CA"
+        assert leaf.not_valid_after_utc > dt.datetime.now(dt.timezone.utc), f"{m.name}: kubelet cert expired"
+        cn = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert cn == f"system:node:{m.node_name}", f"{m.name}: kubelet cert is for {cn}"
+        subjects[m.name] = cn
+    return subjects

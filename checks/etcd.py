@@ -1,0 +1,43 @@
+"""etcd: healthy over mTLS on every member, all members in the cluster, no client without a cert."""
+
+from __future__ import annotations
+
+from harness.steps.actions import etcdctl, run
+from harness.steps.context import StepContext
+
+
+def endpoint_health(ctx: StepContext) -> dict[str, str]:
+    __tracebackhide__ = True
+    seen = {}
+    for m in ctx.lab.etcd_members:
+        out = etcdctl(ctx, "check:etcd", m, "endpoint health", check=False)
+        text = (out.stdout + out.stderr).strip()
+        seen[m.name] = text
+        assert f"https://{m.ip}:2379 is healthy" in text, f"etcd on {m.name}: {text}"
+    return seen
+
+
+def cluster_members(ctx: StepContext) -> list[str]:
+    __tracebackhide__ = True
+    first = ctx.lab.etcd_members[0]
+    result = etcdctl(ctx, "check:etcd", first, "endpoint health --cluster", check=False)
+    out = result.stdout + result.stderr
+    healthy = sorted(line.split()[0] for line in out.splitlines() if "is healthy" in line)
+    want = sorted(f"https://{m.ip}:2379" for m in ctx.lab.etcd_members)
+    assert healthy == want, f"etcd --cluster reports healthy {healthy}, want {want}"
+    names = etcdctl(ctx, "check:etcd", first, "member list -w simple").stdout
+    assert len([line for line in names.splitlines() if ", started," in line]) == len(want), names
+    return healthy
+
+
+def client_without_cert_is_rejected(ctx: StepContext) -> str:
+    """A TLS client that presents no certificate must not get an answer from etcd."""
+    __tracebackhide__ = True
+    m = ctx.lab.etcd_members[0]
+    out = run(ctx, "check:etcd", m,
+              f"ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 "
+              "--cacert=/etc/kubernetes/ssl/ca.pem --command-timeout=5s endpoint health", check=False)
+    text = (out.stdout + out.stderr).strip()
+    assert out.exit_status != 0 and "is healthy" not in text.replace("is unhealthy", ""), \
+        f"etcd answered a client without a certificate: {text}"
+    return text

@@ -1,0 +1,185 @@
+"""The few things every step does on a machine, each idempotent: check, then act.
+
+- put files and binaries in place only when their bytes or mode differ;
+- enable and start units, restarting only what changed;
+- wait for health with a deadline (tenacity), naming what was awaited;
+- turn any failure into a StepError naming the step, the machine, the command and the tail of
+  the unit's journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+import tenacity
+
+from harness.errors import StepError
+from harness.lab import Machine
+from harness.render import RenderedFile
+from harness.steps.context import StepContext
+
+T = TypeVar("T")
+BIN_DIR = "/usr/local/bin"
+
+
+class NotYet(Exception):
+    """Raised by a wait's probe: the awaited state is not there yet (the message says why)."""
+
+
+def journal_tail(ctx: StepContext, machine: Machine, unit: str, lines: int = 25) -> str:
+    try:
+        result = ctx.on(machine).run(f"journalctl -u {shlex.quote(unit)} -n {lines} --no-pager -o cat",
+                                     check=False, timeout=30)
+        return result.stdout.strip()
+    except Exception as exc:  # noqa: BLE001 - the journal is a courtesy; never mask the failure
+        return f"(journal unavailable: {exc})"
+
+
+def run(ctx: StepContext, step: str, machine: Machine, command: str, *, unit: str | None = None,
+        timeout: float = 300.0, check: bool = True):
+    """Run a command; on failure raise a StepError with the unit's journal tail."""
+    from harness.transport import CommandFailed
+
+    try:
+        return ctx.on(machine).run(command, check=check, timeout=timeout)
+    except CommandFailed as exc:
+        r = exc.result
+        detail = f"exit {r.exit_status}: {(r.stderr or r.stdout).strip()[-600:]}"
+        raise StepError(step, machine.name, command, detail,
+                        journal_tail(ctx, machine, unit) if unit else "") from None
+
+
+def _remote_state(ctx: StepContext, step: str, machine: Machine, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """path -> (sha256, octal mode) for the paths that exist on the machine, in one round trip."""
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    script = (f"for p in {quoted}; do [ -f \"$p\" ] && "
+              "echo \"$(sha256sum < \"$p\" | cut -d' ' -f1) $(stat -c %a \"$p\") $p\"; done; true")
+    state = {}
+    for line in run(ctx, step, machine, script).stdout.splitlines():
+        digest, mode, path = line.split(" ", 2)
+        state[path] = (digest, mode)
+    return state
+
+
+def sync_files(ctx: StepContext, step: str, machine: Machine,
+               files: list[RenderedFile] | None = None) -> list[str]:
+    """Upload the step's rendered files that differ on the machine; return the changed paths."""
+    files = ctx.files_for(step, machine) if files is None else files
+    if not files:
+        return []
+    remote = _remote_state(ctx, step, machine, [f.path for f in files])
+    changed = []
+    for f in files:
+        want = (hashlib.sha256(f.content).hexdigest(), f"{f.mode:o}")
+        if remote.get(f.path) != want:
+            ctx.on(machine).upload(f.path, f.content, f.mode)
+            ctx.changed(step, f"{machine.name}:{f.path}")
+            changed.append(f.path)
+    return changed
+
+
+@lru_cache(maxsize=None)
+def _local_sha256(path: Path, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode: int = 0o755) -> None:
+    """Copy a (large) local file by SFTP to a partial name, then rename: never half-written."""
+    transport = ctx.on(machine)
+    partial = f"{remote}.k8s-ha-lab-partial"
+    transport.run(f"mkdir -p {shlex.quote(str(Path(remote).parent))}")
+    with transport.client.open_sftp() as sftp:
+        sftp.put(str(local), partial)
+        sftp.chmod(partial, mode)
+    transport.run(f"mv -f {shlex.quote(partial)} {shlex.quote(remote)}")
+
+
+def install_binaries(ctx: StepContext, step: str, machine: Machine, names: list[str]) -> list[str]:
+    """The pinned binaries in /usr/local/bin, uploaded only when their bytes differ."""
+    locals_ = {name: ctx.binary(name) for name in names}
+    remote = _remote_state(ctx, step, machine, [f"{BIN_DIR}/{n}" for n in names])
+    changed = []
+    for name, local in locals_.items():
+        st = local.stat()
+        want = (_local_sha256(local, st.st_size, st.st_mtime), "755")
+        if remote.get(f"{BIN_DIR}/{name}") != want:
+            push_file(ctx, machine, local, f"{BIN_DIR}/{name}")
+            ctx.changed(step, f"{machine.name}:{BIN_DIR}/{name}")
+            changed.append(name)
+    return changed
+
+
+def start_units(ctx: StepContext, step: str, machine: Machine, units: list[str], *,
+                restart: bool, reload: bool = True, no_block: bool = False) -> None:
+    """Enable and start units. `restart` when their config changed; otherwise `start` is a
+    no-op on a running unit, which keeps a re-run from disturbing anything."""
+    if reload:
+        run(ctx, step, machine, "systemctl daemon-reload")
+    verb = "restart" if restart else "start"
+    flags = " --no-block" if no_block else ""
+    for unit in units:
+        run(ctx, step, machine, f"systemctl enable --quiet {unit} && systemctl{flags} {verb} {unit}",
+            unit=unit, timeout=180)
+        if restart:
+            ctx.changed(step, f"{machine.name}:restart {unit}")
+
+
+def wait_until(ctx: StepContext, step: str, machine: Machine, what: str, probe: Callable[[], T], *,
+               timeout: float = 120.0, interval: float = 2.0, unit: str | None = None,
+               command: str = "") -> T:
+    """Call `probe` until it returns without NotYet, or fail at the deadline naming `what`."""
+    last: list[str] = ["never checked"]
+
+    def attempt() -> T:
+        try:
+            return probe()
+        except NotYet as exc:
+            last[0] = str(exc)
+            raise
+
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_delay(timeout),
+                                 wait=tenacity.wait_fixed(interval),
+                                 retry=tenacity.retry_if_exception_type(NotYet), reraise=False)
+    try:
+        return retrying(attempt)
+    except tenacity.RetryError:
+        journal = journal_tail(ctx, machine, unit) if unit else ""
+        raise StepError(step, machine.name, command or what,
+                        f"timed out after {timeout:.0f}s waiting for {what}: {last[0]}", journal) from None
+
+
+def unit_is_active(ctx: StepContext, step: str, machine: Machine, unit: str) -> None:
+    state = run(ctx, step, machine, f"systemctl is-active {unit}", check=False).stdout.strip()
+    if state != "active":
+        raise NotYet(f"{unit} is {state}")
+
+
+KUBECONFIG = "/root/.kube/config"
+
+
+def kubectl(ctx: StepContext, step: str, args: str, *, machine: Machine | None = None,
+            local: bool = False, check: bool = True, timeout: float = 60.0):
+    """kubectl with the admin kubeconfig on a master. `local` talks to that master's own
+    apiserver (before the VIP exists); otherwise it goes through MASTER_URL like a user."""
+    machine = machine or ctx.lab.masters[0]
+    server = f" --server=https://127.0.0.1:{ctx.lab.api_port}" if local else ""
+    return run(ctx, step, machine, f"{BIN_DIR}/kubectl --kubeconfig={KUBECONFIG}{server} {args}",
+               unit="kube-apiserver" if local else None, timeout=timeout, check=check)
+
+
+def etcdctl(ctx: StepContext, step: str, machine: Machine, args: str, *, check: bool = True,
+            endpoints: str | None = None):
+    """etcdctl over mTLS with the member's own certificate, as the guide runs it."""
+    endpoints = endpoints or f"https://{machine.ip}:2379"
+    command = (f"ETCDCTL_API=3 {BIN_DIR}/etcdctl --endpoints={endpoints} "
+               "--cacert=/etc/kubernetes/ssl/ca.pem --cert=/etc/etcd/ssl/etcd.pem "
+               f"--key=/etc/etcd/ssl/etcd-key.pem {args}")
+    return run(ctx, step, machine, command, unit="etcd", check=check, timeout=60)

@@ -1,0 +1,96 @@
+"""What every step receives: the lab, its rendered files, its machines, its artifacts.
+
+Built once per run (kind's action context). Steps read from it and never re-derive what it
+holds, so the lab stays the one source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import pki_store
+from harness.lab import Lab, Machine
+from harness.render import RenderedFile
+from harness.render.plan import build_plan
+from harness.state import LabSecrets, lab_state_dir, load_secrets
+
+log = logging.getLogger(__name__)
+
+# Which component ships each binary; versions.yaml says which version.
+BINARY_COMPONENT = {
+    "etcd": "etcd", "etcdctl": "etcd", "flanneld": "flannel",
+    "kube-apiserver": "kubernetes", "kube-controller-manager": "kubernetes",
+    "kube-scheduler": "kubernetes", "kubelet": "kubernetes", "kube-proxy": "kubernetes",
+    "kubectl": "kubernetes",
+}
+
+
+@dataclass
+class StepContext:
+    lab: Lab
+    state_dir: Path
+    secrets: LabSecrets
+    files: list[RenderedFile]
+    transports: dict = field(default_factory=dict)   # machine name -> harness.transport.Transport
+    changes: dict[str, list[str]] = field(default_factory=dict)  # step -> what it changed
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    def on(self, machine: Machine | str):
+        name = machine if isinstance(machine, str) else machine.name
+        if name not in self.transports:
+            from harness.transport import lab_transports
+            self.transports.update(lab_transports(self.lab, self.state_dir))
+        return self.transports[name]
+
+    def files_for(self, step: str, machine: Machine) -> list[RenderedFile]:
+        return [f for f in self.files if f.step == step and f.machine == machine.name]
+
+    def file(self, machine: Machine, path: str) -> RenderedFile:
+        for f in self.files:
+            if f.machine == machine.name and f.path == path:
+                return f
+        raise KeyError(f"{machine.name}:{path}")
+
+    def changed(self, step: str, what: str) -> None:
+        log.info("[%s] changed: %s", step, what)
+        self.changes.setdefault(step, []).append(what)
+
+    def binary(self, name: str) -> Path:
+        """The cached binary for this lab's pinned version (built by `harness artifacts build`)."""
+        from harness.artifacts.cache import ArtifactCache
+        from harness.errors import UserError
+
+        component = self.lab.versions[BINARY_COMPONENT[name]]
+        path = ArtifactCache().binary_path(component.name, component.version, name)
+        if not path.exists():
+            raise UserError(f"{name} {component.version}: not in the artifact cache ({path}); "
+                            "run `python -m harness artifacts build`")
+        return path
+
+    def image_archive(self, component_name: str) -> Path:
+        from harness.artifacts.cache import ArtifactCache
+        from harness.errors import UserError
+
+        component = self.lab.versions[component_name]
+        path = ArtifactCache().image_path(component_name, component.version)
+        if not path.exists():
+            raise UserError(f"image {component.image_ref}: not in the artifact cache ({path}); "
+                            "run `python -m harness artifacts build`")
+        return path
+
+    def close(self) -> None:
+        for transport in self.transports.values():
+            transport.close()
+
+
+def build_context(lab: Lab, state_dir: Path | None = None) -> StepContext:
+    """PKI brought in line with the lab, secrets loaded, every file rendered."""
+    state_dir = state_dir or lab_state_dir(lab)
+    pki_store.ensure_pki(lab, state_dir / "pki")
+    secrets = load_secrets(lab, state_dir)
+    return StepContext(lab, state_dir, secrets, build_plan(lab, state_dir / "pki", secrets))

@@ -1,0 +1,16 @@
+"""Guide §1: the CA certificate on every machine, the CA key on the masters only.
+
+The certificates themselves were made on the host (harness.pki_store) when the context was
+built; the steps that use a certificate install it (etcd's in the etcd step, and so on)."""
+
+from __future__ import annotations
+
+from harness.steps.actions import sync_files
+from harness.steps.context import StepContext
+
+NAME = "pki"
+
+
+def run_step(ctx: StepContext) -> None:
+    for machine in ctx.lab.machines:
+        sync_files(ctx, NAME, machine)

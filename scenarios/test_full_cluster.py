@@ -1,0 +1,139 @@
+"""The guide's outcomes, asserted on the real cluster (`tox -e full-cluster`).
+
+Each test asks for the step it depends on; the fixtures in conftest.py run the guide's steps in
+order. The VIP failover runs last: it powers master01 off, then brings it back and checks that
+the whole lab converges again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import checks
+from checks import control_plane, etcd as etcd_checks, flannel as flannel_checks, nginx, security, vip
+
+pytestmark = pytest.mark.cluster
+
+
+# --- etcd (guide §2) -----------------------------------------------------------------------------
+def test_etcd_endpoint_health_on_every_member(etcd):
+    health = etcd_checks.endpoint_health(etcd)
+    assert len(health) == len(etcd.lab.etcd_members)
+
+
+def test_etcd_cluster_has_every_member(etcd):
+    assert len(etcd_checks.cluster_members(etcd)) == len(etcd.lab.etcd_members)
+
+
+def test_etcd_rejects_a_client_without_a_cert(etcd):
+    etcd_checks.client_without_cert_is_rejected(etcd)
+
+
+# --- flannel (guide §4) --------------------------------------------------------------------------
+def test_flannel_network_config_in_etcd_is_the_labs(flannel):
+    assert flannel_checks.network_config(flannel) == flannel.lab.flannel_network_config
+
+
+def test_flannel_one_lease_per_machine_matching_flannel_1(flannel):
+    subnets = flannel_checks.leases(flannel)
+    assert len(set(subnets.values())) == len(flannel.lab.machines)
+
+
+# --- masters and API HA (guide §5, §6) ----------------------------------------------------------
+def test_vip_is_on_the_vrrp_master_only(api_ha):
+    vip.vip_on_vrrp_master(api_ha)
+
+
+def test_componentstatuses_through_master_url(api_ha):
+    statuses = control_plane.componentstatuses(api_ha)
+    assert {"scheduler", "controller-manager"} <= set(statuses)
+
+
+# --- nodes (guide §7) ----------------------------------------------------------------------------
+def test_nodes_are_ready(nodes):
+    assert set(control_plane.nodes_ready(nodes)) == {m.node_name for m in nodes.lab.nodes}
+
+
+def test_node_csrs_were_approved(nodes):
+    control_plane.csrs_approved(nodes)
+
+
+def test_kubelet_client_certs_come_from_the_cluster_ca(nodes):
+    control_plane.kubelet_certs_from_cluster_ca(nodes)
+
+
+# --- workload (guide §8) -------------------------------------------------------------------------
+def test_one_nginx_pod_per_node(workload):
+    assert len(nginx.pods_per_node(workload)) == len(workload.lab.nodes)
+
+
+def test_pods_reach_pods_on_every_other_node(workload):
+    reached = flannel_checks.pod_to_pod(workload)
+    assert all(len(others) == len(workload.lab.nodes) - 1 for others in reached.values())
+
+
+def test_nginx_answers_on_the_cluster_ip(workload):
+    nginx.cluster_ip_from_every_machine(workload)
+
+
+def test_nginx_answers_on_every_node_port_from_every_machine(workload):
+    seen = nginx.node_port_from_every_machine(workload)
+    assert len(seen) == len(workload.lab.machines) * len(workload.lab.nodes)
+
+
+# --- security --------------------------------------------------------------------------------------
+def test_anonymous_requests_are_denied(api_ha):
+    security.anonymous_is_denied(api_ha)
+
+
+def test_kube_proxy_cannot_list_secrets(api_ha):
+    security.kube_proxy_cannot_list_secrets(api_ha)
+
+
+def test_etcd_refuses_a_cert_from_another_ca(etcd):
+    security.etcd_refuses_foreign_cert(etcd)
+
+
+def test_ca_key_only_on_masters(workload):
+    security.ca_key_only_on_masters(workload)
+
+
+# --- idempotence: a second run of every step changes nothing --------------------------------------
+def test_rerunning_every_step_changes_nothing(workload):
+    from harness.steps.runner import run_steps
+
+    before = {step: list(changes) for step, changes in workload.changes.items()}
+    run_steps(workload)
+    after = {step: changes[len(before.get(step, [])):] for step, changes in workload.changes.items()}
+    assert {step: c for step, c in after.items() if c} == {}
+
+
+# --- VIP failover (guide §6's check), last because it powers master01 off ---------------------------
+def test_vip_moves_when_the_master_stops_and_comes_back(workload, lab_provider):
+    from harness.steps.actions import NotYet, wait_until
+    from harness.steps.runner import run_steps
+
+    ctx = workload
+    master = vip.vrrp_master(ctx)
+    backup = next(m for m in ctx.lab.lbs if m is not master)
+    vip.vip_only_on(ctx, master.name)
+    others = [m for m in ctx.lab.lbs if m is not master]
+
+    ctx.on(master).close()
+    lab_provider.halt(master.name)
+    try:
+        def moved():
+            try:
+                vip.vip_only_on(ctx, backup.name, candidates=others)
+            except AssertionError as exc:
+                raise NotYet(str(exc)) from None
+        wait_until(ctx, "check:vip", backup, f"the VIP on {backup.name}", moved, timeout=30, interval=0.5)
+        assert "node/" in vip.api_answers_through_master_url(ctx, backup)
+    finally:
+        lab_provider.up(master.name)
+    # master01 is back: re-running the steps converges the lab, then every core check passes
+    ctx.on(master).close()
+    run_steps(ctx)
+    vip.vip_only_on(ctx, master.name)
+    for name, target in checks.CORE_CHECKS:
+        checks.resolve(target)(ctx)
