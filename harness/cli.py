@@ -82,9 +82,11 @@ def cmd_up(args) -> int:
     from harness import machines, machines_cli
     from harness.errors import StepError
     from harness.steps.context import build_context
+    from harness.steps import steps_until
     from harness.steps.runner import run_steps
 
     lab = load_lab(args.lab)
+    steps_until(args.until)  # a bad --until is refused before anything starts
     run_dir = _run_dir("up")
     status = machines_cli.up_machines(lab, args)
     if status or args.only == "machines" or args.until == "machines":

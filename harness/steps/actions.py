@@ -59,7 +59,7 @@ def _remote_state(ctx: StepContext, step: str, machine: Machine, paths: Iterable
     script = (f"for p in {quoted}; do [ -f \"$p\" ] && "
               "echo \"$(sha256sum < \"$p\" | cut -d' ' -f1) $(stat -c %a \"$p\") $p\"; done; true")
     state = {}
-    for line in run(ctx, step, machine, script).stdout.splitlines():
+    for line in filter(None, run(ctx, step, machine, script).stdout.splitlines()):
         digest, mode, path = line.split(" ", 2)
         state[path] = (digest, mode)
     return state

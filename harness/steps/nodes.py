@@ -75,6 +75,7 @@ def run_step(ctx: StepContext) -> None:
         ready = node_conditions(ctx)
         missing = sorted(n for n in wanted if ready.get(n) != "True")
         if missing:
-            raise NotYet(f"not Ready yet: {', '.join(f'{n}={ready.get(n, 'unregistered')}' for n in missing)}")
+            states = ", ".join(f"{n}={ready.get(n, 'unregistered')}" for n in missing)
+            raise NotYet(f"not Ready yet: {states}")
     wait_until(ctx, NAME, lab.nodes[0], f"nodes {', '.join(sorted(wanted))} Ready", all_ready,
                timeout=300, interval=3, unit="kubelet", command="kubectl get csr / get nodes")

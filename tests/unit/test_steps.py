@@ -1,0 +1,163 @@
+"""The step machinery's own logic, with a fake transport: idempotent file sync, errors that name
+the step, the machine, the command and the journal, waits with a deadline, CSR approval."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from harness.errors import StepError, UserError
+from harness.steps import STEP_NAMES, steps_until
+from harness.steps import actions, nodes
+from harness.steps.context import StepContext
+from harness.transport import CommandFailed, CommandResult
+
+
+@dataclass
+class FakeTransport:
+    name: str
+    files: dict = field(default_factory=dict)        # path -> (bytes, mode)
+    commands: list = field(default_factory=list)
+    uploads: list = field(default_factory=list)
+    replies: dict = field(default_factory=dict)      # command substring -> (status, stdout, stderr)
+
+    def run(self, command, check=True, timeout=300.0):
+        self.commands.append(command)
+        status, out, err = 0, "", ""
+        if command.startswith("for p in"):
+            asked = shlex.split(command[len("for p in "):command.index("; do")])
+            lines = [f"{hashlib.sha256(data).hexdigest()} {mode:o} {path}"
+                     for path, (data, mode) in self.files.items() if path in asked]
+            out = "\n".join(lines) + "\n"
+        for needle, reply in self.replies.items():
+            if needle in command:
+                status, out, err = reply
+        result = CommandResult(command, status, out, err)
+        if check and status != 0:
+            raise CommandFailed(self.name, result)
+        return result
+
+    def upload(self, path, data, mode=0o644, owner="root:root"):
+        self.uploads.append(path)
+        self.files[path] = (data, mode)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def ctx(rendered_seed):
+    context = StepContext(rendered_seed.lab, rendered_seed.pki_dir.parent, rendered_seed.secrets,
+                          rendered_seed.files)
+    context.transports = {m.name: FakeTransport(m.name) for m in rendered_seed.lab.machines}
+    return context
+
+
+def test_sync_files_uploads_once_then_changes_nothing(ctx):
+    m = ctx.lab.machine("node01")
+    first = actions.sync_files(ctx, "nodes", m)
+    assert first and set(first) == {f.path for f in ctx.files_for("nodes", m)}
+    assert actions.sync_files(ctx, "nodes", m) == []
+    assert len(ctx.changes["nodes"]) == len(first)
+
+
+def test_sync_files_repairs_a_changed_mode_or_content(ctx):
+    m = ctx.lab.machine("master01")
+    actions.sync_files(ctx, "masters", m)
+    fake = ctx.on(m)
+    data, _ = fake.files["/etc/kubernetes/token.csv"]
+    fake.files["/etc/kubernetes/token.csv"] = (data, 0o644)           # someone loosened it
+    fake.files["/etc/kubernetes/audit-policy.yaml"] = (b"tampered", 0o644)
+    assert sorted(actions.sync_files(ctx, "masters", m)) == ["/etc/kubernetes/audit-policy.yaml",
+                                                              "/etc/kubernetes/token.csv"]
+    assert fake.files["/etc/kubernetes/token.csv"][1] == 0o600
+
+
+def test_a_failed_command_names_step_machine_command_and_journal(ctx):
+    m = ctx.lab.machine("master02")
+    fake = ctx.on(m)
+    fake.replies = {"systemctl start etcd": (1, "", "Job for etcd.service failed."),
+                    "journalctl -u etcd": (0, "etcd: listen tcp 192.168.220.101:2380: bind: address in use\n", "")}
+    with pytest.raises(StepError) as info:
+        actions.start_units(ctx, "etcd", m, ["etcd"], restart=False, reload=False)
+    err = info.value
+    assert (err.step, err.machine) == ("etcd", "master02")
+    assert "systemctl start etcd" in err.command and "exit 1" in err.detail
+    assert "address in use" in err.journal
+    assert str(err).startswith("[etcd > master02] `systemctl enable --quiet etcd && systemctl start etcd` failed")
+
+
+def test_wait_until_gives_up_at_its_deadline_and_says_why(ctx):
+    m = ctx.lab.machine("node02")
+    calls = []
+
+    def probe():
+        calls.append(time.monotonic())
+        raise actions.NotYet("2 of 3 members started")
+    started = time.monotonic()
+    with pytest.raises(StepError) as info:
+        actions.wait_until(ctx, "etcd", m, "every member started", probe, timeout=0.5, interval=0.1)
+    assert time.monotonic() - started < 3
+    assert len(calls) >= 3
+    assert "timed out after 0s waiting for every member started: 2 of 3 members started" in str(info.value) \
+        or "timed out after 1s waiting for every member started: 2 of 3 members started" in str(info.value)
+
+
+def test_wait_until_returns_the_probe_value(ctx):
+    m = ctx.lab.machine("node02")
+    answers = iter([actions.NotYet("not yet"), "leader-1"])
+
+    def probe():
+        value = next(answers)
+        if isinstance(value, Exception):
+            raise value
+        return value
+    assert actions.wait_until(ctx, "masters", m, "a leader", probe, timeout=5, interval=0.01) == "leader-1"
+
+
+def _csr(name, username, signer=nodes.BOOTSTRAP_SIGNER, conditions=None):
+    return {"metadata": {"name": name}, "spec": {"username": username, "signerName": signer},
+            "status": {"conditions": conditions} if conditions else {}}
+
+
+def test_only_pending_bootstrap_csrs_are_approved(ctx):
+    listing = {"items": [
+        _csr("csr-node01", "kubelet-bootstrap"),
+        _csr("csr-done", "kubelet-bootstrap", conditions=[{"type": "Approved"}]),
+        _csr("csr-stranger", "mallory"),
+        _csr("csr-serving", "kubelet-bootstrap", signer="kubernetes.io/kubelet-serving"),
+    ]}
+    master = ctx.on(ctx.lab.masters[0])
+    master.replies = {"get csr -o json": (0, json.dumps(listing), "")}
+    assert nodes.approve_csrs(ctx) == ["csr-node01"]
+    approvals = [c for c in master.commands if "certificate approve" in c]
+    assert len(approvals) == 1 and approvals[0].endswith("certificate approve csr-node01")
+
+
+def test_steps_follow_the_guide_order():
+    assert STEP_NAMES == ("machines", "hosts", "pki", "etcd", "kubectl", "flannel", "masters",
+                          "api-ha", "nodes", "workload")
+    assert [s.name for s in steps_until("flannel")][-1] == "flannel"
+    with pytest.raises(UserError, match="--until: unknown step 'flanel'"):
+        steps_until("flanel")
+
+
+def test_every_step_has_a_module():
+    from harness.steps.runner import MODULES, step_function
+
+    assert set(MODULES) == set(STEP_NAMES) - {"machines"}
+    for name in MODULES:
+        assert callable(step_function(name))
+
+
+def test_up_with_an_unknown_step_exits_2(capsys):
+    from harness import REPO_ROOT
+    from harness.cli import main
+
+    assert main(["up", str(REPO_ROOT / "labs/seed.yaml"), "--until", "everything"]) == 2
+    assert "--until: unknown step 'everything'" in capsys.readouterr().err
