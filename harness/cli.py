@@ -17,7 +17,7 @@ from harness.lab import Lab, load_lab
 from harness.steps import STEPS
 
 # Modules that add their own sub-commands; each has `register(subparsers)`.
-PLUGINS = ("harness.artifacts.cli", "harness.image.cli", "harness.machines_cli")
+PLUGINS = ("harness.artifacts.cli", "harness.image.cli", "harness.machines_cli", "harness.failover.cli")
 
 
 def _lab_arg(parser: argparse.ArgumentParser) -> None:

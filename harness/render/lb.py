@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.lab import Lab, Machine
 
 CHECK_HAPROXY = "/etc/keepalived/check_haproxy.sh"
+CHECK_LAB_NETWORK = "/etc/keepalived/check_lab_network.sh"
 
 
 def haproxy_cfg(lab: Lab, stats_password: str) -> str:
@@ -56,6 +57,25 @@ def check_haproxy_sh() -> str:
     return "#!/bin/sh\n# Rendered by k8s-ha-lab.\nexec /usr/bin/pgrep -x haproxy >/dev/null\n"
 
 
+def check_lab_network_sh(lab: Lab, machine: Machine) -> str:
+    """keepalived's second track script: fail when this machine reaches none of the others.
+
+    Without it, a MASTER cut off the lab network keeps the VIP while the BACKUP, no longer
+    hearing adverts, takes it too: split-brain. The peers are pinged in parallel so one run
+    lasts at most a second."""
+    peers = " ".join(str(m.ip) for m in lab.machines if m is not machine)
+    return f"""#!/bin/sh
+# Rendered by k8s-ha-lab.
+ok=$(mktemp)
+rm -f "$ok"
+for ip in {peers}; do
+    (ping -c 1 -W 1 "$ip" >/dev/null 2>&1 && touch "$ok") &
+done
+wait
+[ -e "$ok" ] && rm -f "$ok"
+"""
+
+
 def keepalived_conf(lab: Lab, machine: Machine, auth_pass: str) -> str:
     k = lab.keepalived
     peer_ips = [f"        {m.ip}" for m in lab.lbs if m is not machine]
@@ -77,6 +97,14 @@ vrrp_script check_haproxy {{
     rise 2
 }}
 
+vrrp_script check_lab_network {{
+    script "{CHECK_LAB_NETWORK}"
+    interval 1
+    timeout 2
+    fall 1
+    rise 2
+}}
+
 vrrp_instance VI_1 {{
     state {lab.vrrp_state(machine)}
     interface {lab.interface}
@@ -92,6 +120,7 @@ vrrp_instance VI_1 {{
     }}
     track_script {{
         check_haproxy
+        check_lab_network
     }}
 }}
 """

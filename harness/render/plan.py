@@ -69,6 +69,7 @@ def build_plan(lab: Lab, pki_dir: Path, secrets: LabSecrets) -> list[RenderedFil
             plan.add(m, "api-ha", "/etc/haproxy/haproxy.cfg",
                      lb.haproxy_cfg(lab, secrets.haproxy_stats_password), SECRET)
             plan.add(m, "api-ha", lb.CHECK_HAPROXY, lb.check_haproxy_sh(), EXEC)
+            plan.add(m, "api-ha", lb.CHECK_LAB_NETWORK, lb.check_lab_network_sh(lab, m), EXEC)
             plan.add(m, "api-ha", "/etc/keepalived/keepalived.conf",
                      lb.keepalived_conf(lab, m, secrets.vrrp_auth_pass), SECRET)
         if m.has("node"):

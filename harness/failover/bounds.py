@@ -1,0 +1,85 @@
+"""The theoretical bound of each failover, computed from the lab's own settings.
+
+A scenario's report puts its measurement next to one of these, so a trainee can see whether the
+cluster failed over as fast as its configuration allows, and where the rest of the time went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.lab import Lab
+
+# Component defaults the rendered units do not override; named here so reports can cite them.
+LEADER_LEASE_DURATION_S = 15.0   # --leader-elect-lease-duration (controller-manager, scheduler)
+LEADER_RETRY_PERIOD_S = 2.0      # --leader-elect-retry-period
+ETCD_ELECTION_TIMEOUT_S = 1.0    # etcd --election-timeout=1000 (ms)
+ETCD_HEARTBEAT_S = 0.1           # etcd --heartbeat-interval=100 (ms)
+NODE_MONITOR_GRACE_S = 50.0      # kube-controller-manager --node-monitor-grace-period (1.35)
+VRRP_SCRIPT_INTERVAL_S = 1.0     # check_haproxy interval in the rendered keepalived.conf
+VRRP_SCRIPT_FALL = 2
+
+
+@dataclass(frozen=True)
+class Bound:
+    seconds: float
+    formula: str   # how it was computed, with the lab's numbers in it
+
+
+def _parse_duration(text: str) -> float:
+    return float(text[:-2]) / 1000 if text.endswith("ms") else float(text[:-1])
+
+
+def _backup_priority(lab: Lab) -> int:
+    priorities = sorted(lab.keepalived.priorities.values(), reverse=True)
+    return priorities[1] if len(priorities) > 1 else priorities[0]
+
+
+def vrrp_master_down(lab: Lab) -> Bound:
+    """RFC 3768: Master_Down_Interval = 3 × Advertisement_Interval + Skew_Time, with
+    Skew_Time = (256 − Priority) / 256 × Advertisement_Interval for the backup's priority."""
+    advert = lab.keepalived.advert_int
+    priority = _backup_priority(lab)
+    skew = (256 - priority) / 256 * advert
+    return Bound(round(3 * advert + skew, 2),
+                 f"3 × advert_int {advert}s + skew (256−{priority})/256 × {advert}s = {3 * advert + skew:.2f}s")
+
+
+def vrrp_priority_zero(lab: Lab) -> Bound:
+    """A MASTER that stops gracefully sends priority 0; the backup waits only Skew_Time."""
+    advert = lab.keepalived.advert_int
+    priority = _backup_priority(lab)
+    skew = (256 - priority) / 256 * advert
+    return Bound(round(skew, 2), f"skew (256−{priority})/256 × advert_int {advert}s = {skew:.2f}s")
+
+
+def vrrp_track_script(lab: Lab) -> Bound:
+    """haproxy gone: the track script fails `fall` times `interval` apart, the MASTER goes to FAULT
+    and sends priority 0, and the backup takes over after its skew."""
+    detect = VRRP_SCRIPT_INTERVAL_S * VRRP_SCRIPT_FALL
+    skew = vrrp_priority_zero(lab).seconds
+    return Bound(round(detect + skew, 2),
+                 f"script interval {VRRP_SCRIPT_INTERVAL_S:g}s × fall {VRRP_SCRIPT_FALL} + skew {skew:.2f}s")
+
+
+def haproxy_backend_down(lab: Lab) -> Bound:
+    inter = _parse_duration(lab.haproxy.check_inter)
+    return Bound(round(inter * lab.haproxy.fall, 2),
+                 f"haproxy fall {lab.haproxy.fall} × inter {lab.haproxy.check_inter} = {inter * lab.haproxy.fall:g}s")
+
+
+def leader_handoff() -> Bound:
+    """A killed leader never releases its Lease: the others wait for it to expire, then try on
+    their next retry."""
+    total = LEADER_LEASE_DURATION_S + LEADER_RETRY_PERIOD_S
+    return Bound(total, f"lease duration {LEADER_LEASE_DURATION_S:g}s + retry period {LEADER_RETRY_PERIOD_S:g}s")
+
+
+def etcd_election() -> Bound:
+    return Bound(ETCD_ELECTION_TIMEOUT_S + ETCD_HEARTBEAT_S,
+                 f"election timeout {ETCD_ELECTION_TIMEOUT_S:g}s + heartbeat {ETCD_HEARTBEAT_S:g}s "
+                 "(only when the stopped member led)")
+
+
+def node_not_ready() -> Bound:
+    return Bound(NODE_MONITOR_GRACE_S, f"node-monitor-grace-period {NODE_MONITOR_GRACE_S:g}s")
