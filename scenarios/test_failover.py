@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from harness.failover.runner import run_scenario
-from harness.failover.scenarios import SCENARIOS, Env
+from harness.failover.scenarios import Env
 
 pytestmark = pytest.mark.failover
 CI_SUBSET = ("master-poweroff", "etcd-one-down", "controller-manager-leader-kill")
@@ -84,8 +84,3 @@ def test_node_poweroff_goes_not_ready_and_the_service_keeps_answering(run):
     answered = int(result.facts["cluster_ip_answers"].split("/")[0])
     assert answered > 0, result.facts
 
-
-def test_every_scenario_is_explained():
-    from harness.failover.cli import explanation
-    for name in SCENARIOS:
-        assert "What happens" in explanation(name), name
