@@ -82,6 +82,10 @@ state = "/run/containerd"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
+  # Pods ask for a lower oom_score_adj than containerd's own; lowering it needs
+  # CAP_SYS_RESOURCE, which a systemd-container machine may lack. Clamp instead of failing;
+  # on a VM containerd already runs at -999, so this changes nothing there.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
