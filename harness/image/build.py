@@ -137,7 +137,22 @@ def build_image(recipe: Recipe, force: bool = False, mirror: str | None = None,
     log(f"docker import {recipe.tag}")
     _import(recipe, recipe.rootfs_tarball)
     steps.append("import")
+    prune_stale(recipe, log)
     return BuildResult(recipe.tag, True, time.monotonic() - started, tuple(steps))
+
+
+def prune_stale(recipe: Recipe, log: Log = lambda line: None) -> None:
+    """Old recipes' images and root filesystems: removed unless a container still uses them."""
+    proc = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
+                           recipe.tag.split(":")[0]], stdout=subprocess.PIPE, text=True)
+    for tag in proc.stdout.split():
+        if tag != recipe.tag and subprocess.run(["docker", "rmi", tag], stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL).returncode == 0:
+            log(f"removed stale image {tag}")
+    for path in CACHE_DIR.glob(f"rootfs-{recipe.suite}-*.tar"):
+        if path != recipe.rootfs_tarball:
+            path.unlink()
+            log(f"removed stale {path}")
 
 
 def cached_files(recipe: Recipe) -> dict[str, bool]:

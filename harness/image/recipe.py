@@ -31,11 +31,11 @@ NODE_PACKAGES = (
     "python3",
 )
 
-# Applied by `docker import --change`. systemd wants `container` set and SIGRTMIN+3 to shut
-# down cleanly; the entrypoint prepares the container, then execs /sbin/init.
+# Applied by `docker import --change`. systemd wants `container` set; the entrypoint prepares
+# the container, then execs /sbin/init. (import refuses STOPSIGNAL: the provider passes
+# --stop-signal=SIGRTMIN+3 at create time so `docker stop` shuts systemd down cleanly.)
 IMPORT_CHANGES = (
     'ENV container=docker',
-    'STOPSIGNAL SIGRTMIN+3',
     'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
     'CMD []',
 )

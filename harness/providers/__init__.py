@@ -1,0 +1,75 @@
+"""The machine providers: the only code that knows Vagrant or Docker.
+
+A provider is looked up by name and imported only when first used, so a host without Docker
+never imports the docker bits. Every provider drives Vagrant with the one Vagrantfile.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from harness.errors import UserError
+from harness.lab import Lab
+
+# name -> "module:class"
+PROVIDERS = {
+    "docker": "harness.providers.docker:DockerProvider",
+    "libvirt": "harness.providers.vagrant:LibvirtProvider",
+    "virtualbox": "harness.providers.vagrant:VirtualBoxProvider",
+}
+PROVIDER_ENV = "K8S_HA_LAB_PROVIDER"
+
+
+def provider_class(name: str):
+    try:
+        target = PROVIDERS[name]
+    except KeyError:
+        raise UserError(f"provider {name!r}: unknown (known: {', '.join(sorted(PROVIDERS))})") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_provider(name: str, lab: Lab, state_dir: Path):
+    return provider_class(name)(lab, state_dir)
+
+
+def detect_provider(which: Callable[[str], str | None] = shutil.which,
+                    exists: Callable[[str], bool] = os.path.exists) -> str:
+    """Real VMs where the host has a hypervisor, systemd containers otherwise.
+
+    `$K8S_HA_LAB_PROVIDER` wins. VirtualBox needs its kernel driver, libvirt its daemon's
+    socket; without either, docker is the fallback (and preflight says if it is missing).
+    """
+    chosen = os.environ.get(PROVIDER_ENV)
+    if chosen:
+        provider_class(chosen)  # an unknown name fails here, naming the known ones
+        return chosen
+    if which("VBoxManage") and exists("/dev/vboxdrv"):
+        return "virtualbox"
+    if which("virsh") and exists("/var/run/libvirt/libvirt-sock"):
+        return "libvirt"
+    return "docker"
+
+
+def remembered_provider(state_dir: Path) -> str | None:
+    """The provider a lab was brought up with, so `down` and `status` use the same one."""
+    path = Path(state_dir) / "provider"
+    return path.read_text().strip() if path.exists() else None
+
+
+def remember_provider(state_dir: Path, name: str) -> None:
+    (Path(state_dir) / "provider").write_text(name + "\n")
+
+
+def forget_provider(state_dir: Path) -> None:
+    (Path(state_dir) / "provider").unlink(missing_ok=True)
+
+
+def resolve_provider(lab: Lab, state_dir: Path, requested: str | None = None):
+    """`requested`, else the one the lab is already up with, else what this host supports."""
+    name = requested or remembered_provider(state_dir) or detect_provider()
+    return get_provider(name, lab, state_dir)

@@ -1,0 +1,183 @@
+"""What only the docker provider needs: create args, the node image, and cleaning up.
+
+The machines are systemd containers made from the locally built node image. How much power
+they get is decided at run time: `--privileged` where the host allows it, otherwise an explicit
+capability set that was measured to run systemd, sshd, keepalived and nested runc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+from harness.lab import Lab
+from harness.providers.vagrant import MachineState, VagrantProvider
+
+# Shared by both variants: systemd wants its own cgroup namespace and tmpfs on /run; containerd
+# cannot put overlayfs snapshots on the container's own overlay root, so it gets a volume;
+# SIGRTMIN+3 is what makes systemd shut down cleanly on `docker stop`; a tty gives the node a
+# /dev/console, which the entrypoint links /dev/kmsg to.
+COMMON_ARGS = ["--cgroupns=private", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+               "-v", "/var/lib/containerd", "--stop-signal=SIGRTMIN+3", "--tty"]
+PRIVILEGED_ARGS = ["--privileged", *COMMON_ARGS]
+# Where --privileged fails ("unable to apply caps") because the host itself lacks
+# CAP_SYS_RESOURCE: everything else, with the confinements that would block systemd lifted.
+CAPABILITY_ARGS = ["--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
+                   "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                   "--security-opt", "systempaths=unconfined", *COMMON_ARGS]
+CREATE_ARGS_FILE = "docker_create_args.json"
+
+Runner = Callable[[list[str]], subprocess.CompletedProcess]
+
+
+def run_docker(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, errors="replace")
+
+
+def container_name(lab: Lab, machine: str) -> str:
+    return f"k8s-ha-lab-{lab.name}-{machine}"
+
+
+def network_name(lab: Lab) -> str:
+    """The name Vagrant's docker provider gives the network it creates for a subnet."""
+    return f"vagrant_network_{lab.network}"
+
+
+# --- create args: probed, not assumed --------------------------------------------------------
+def privileged_allowed(image: str, run: Runner = run_docker) -> bool:
+    proc = run(["run", "--rm", "--privileged", "--network=none", "--entrypoint", "/bin/true", image])
+    return proc.returncode == 0
+
+
+def choose_create_args(image: str, run: Runner = run_docker) -> list[str]:
+    return list(PRIVILEGED_ARGS if privileged_allowed(image, run) else CAPABILITY_ARGS)
+
+
+def cached_create_args(state_dir: Path, image: str | None = None, run: Runner = run_docker) -> list[str]:
+    """The probe's answer, kept in the lab's state folder so each `vagrant` call is fast."""
+    path = Path(state_dir) / CREATE_ARGS_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    if image is None:
+        from harness.image.recipe import node_image_tag
+        image = node_image_tag()
+    args = choose_create_args(image, run)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(args))
+    os.replace(partial, path)  # a concurrent `vagrant` never reads half a file
+    return args
+
+
+# --- what exists on the docker host ----------------------------------------------------------
+def lab_containers(lab: Lab, run: Runner = run_docker) -> list[str]:
+    proc = run(["ps", "-a", "--filter", f"name=^{container_name(lab, '')}", "--format", "{{.Names}}"])
+    return [n for n in proc.stdout.split() if n]
+
+
+def network_info(name: str, run: Runner = run_docker) -> dict | None:
+    proc = run(["network", "inspect", name])
+    if proc.returncode != 0:
+        return None
+    found = json.loads(proc.stdout or "[]")
+    return found[0] if found else None
+
+
+def bridge_interface(network: dict) -> str:
+    """Docker names a user network's host bridge br-<first 12 characters of its id>."""
+    options = network.get("Options") or {}
+    return options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}"
+
+
+class DockerProvider(VagrantProvider):
+    name = "docker"
+
+    @property
+    def image(self) -> str:
+        from harness.image.recipe import node_image_tag
+        return node_image_tag()
+
+    def vagrant_env(self) -> dict[str, str]:
+        env = super().vagrant_env()
+        env["K8S_HA_LAB_DOCKER_CREATE_ARGS"] = json.dumps(self.create_args())
+        return env
+
+    def create_args(self) -> list[str]:
+        return cached_create_args(self.state_dir, self.image)
+
+    def prepare(self, log=print) -> None:
+        from harness.image.build import build_image
+        from harness.image.recipe import node_recipe
+
+        build_image(node_recipe(), log=log)  # instant when the recipe's tag already exists
+
+    def before_start(self, states: list[MachineState]) -> None:
+        # Vagrant's docker provider runs `docker network connect` on every start; a stopped
+        # container is still attached, so that would fail. Detach first; Vagrant re-attaches
+        # with the same IP from the Vagrantfile.
+        net = network_name(self.lab)
+        for state in states:
+            if state.state != "not_created":
+                run_docker(["network", "disconnect", "--force", net,
+                            container_name(self.lab, state.name)])
+
+    def cleanup(self) -> list[str]:
+        """Containers and the lab network Vagrant left (after a failed up, or a lost state
+        folder). Only this lab's names are touched."""
+        removed = []
+        for name in lab_containers(self.lab):
+            if run_docker(["rm", "--force", "--volumes", name]).returncode == 0:
+                removed.append(f"container {name}")
+        net = network_info(network_name(self.lab))
+        if net is not None and not net.get("Containers"):
+            if run_docker(["network", "rm", net["Name"]]).returncode == 0:
+                removed.append(f"network {net['Name']}")
+        return removed
+
+    def leftovers(self) -> list[str]:
+        """What of this lab still exists on the host; empty after a clean down."""
+        found = [f"container {n}" for n in lab_containers(self.lab)]
+        net = network_info(network_name(self.lab))
+        if net is not None:
+            found.append(f"network {net['Name']}")
+            iface = bridge_interface(net)
+            if Path(f"/sys/class/net/{iface}").exists():
+                found.append(f"interface {iface}")
+        return found
+
+    def inspect(self) -> dict[str, str]:
+        out = {}
+        names = lab_containers(self.lab)
+        if names:
+            out["docker-inspect.json"] = run_docker(["inspect", *names]).stdout
+            for name in names:
+                out[f"docker-logs-{name}.txt"] = (lambda p: p.stdout + p.stderr)(
+                    run_docker(["logs", "--tail", "500", name]))
+        net = network_info(network_name(self.lab))
+        if net is not None:
+            out["docker-network.json"] = json.dumps(net, indent=2)
+        return out
+
+    def memory_usage_bytes(self) -> dict[str, int]:
+        """Memory each running lab container uses now, as `docker stats` counts it."""
+        names = lab_containers(self.lab)
+        if not names:
+            return {}
+        proc = run_docker(["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *names])
+        usage = {}
+        for line in proc.stdout.splitlines():
+            name, used = line.split(" ", 1)
+            usage[name] = parse_size(used.split("/")[0].strip())
+        return usage
+
+
+def parse_size(text: str) -> int:
+    units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+             "kB": 1000, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * units[unit])
+    return int(float(text))

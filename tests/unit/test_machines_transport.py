@@ -1,0 +1,159 @@
+"""The SSH transport's edges, with a fake connect: retry until a deadline, reconnect once."""
+
+import os
+import stat
+import time
+
+import paramiko
+import pytest
+
+from harness.transport import (CommandFailed, CommandResult, MachineUnreachable, Transport,
+                               ensure_lab_key)
+
+
+def test_lab_key_is_made_once_and_private(tmp_path):
+    first = ensure_lab_key(tmp_path)
+    second = ensure_lab_key(tmp_path)
+    assert first == second
+    assert stat.S_IMODE(os.stat(first.private_path).st_mode) == 0o600
+    assert first.public_line.startswith("ssh-ed25519 ")
+    paramiko.Ed25519Key.from_private_key_file(str(first.private_path))  # loads as a real key
+
+
+def test_connect_gives_up_at_the_deadline_naming_machine_and_address(tmp_path):
+    attempts = []
+
+    def refuse(address, key, timeout):
+        attempts.append(time.monotonic())
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    transport = Transport("master01", "192.168.220.100", tmp_path / "key", connect_deadline=0.3,
+                          connect=refuse, retry_wait=0.05)
+    started = time.monotonic()
+    with pytest.raises(MachineUnreachable) as caught:
+        transport.run("true")
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "master01" in message and "192.168.220.100:22" in message
+    assert "within 0s" not in message and "ConnectionRefusedError" in message
+    assert len(attempts) > 1
+    assert 0.25 <= elapsed < 2
+
+
+def test_connect_retries_until_the_machine_answers(tmp_path):
+    client = FakeClient()
+    outcomes = [OSError("no route"), EOFError(), client]
+
+    def flaky(address, key, timeout):
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    transport = Transport("node01", "10.240.0.11", tmp_path / "key", connect_deadline=5,
+                          connect=flaky, retry_wait=0.01)
+    assert transport.client is client
+    assert transport.client is client  # cached: connected once
+    assert outcomes == []
+
+
+def test_a_refused_key_is_not_retried(tmp_path):
+    calls = []
+
+    def refuse_key(address, key, timeout):
+        calls.append(1)
+        raise paramiko.AuthenticationException("Authentication failed.")
+
+    transport = Transport("node02", "10.240.0.12", tmp_path / "key", connect_deadline=5,
+                          connect=refuse_key, retry_wait=0.01)
+    with pytest.raises(MachineUnreachable, match="lab key .* was refused"):
+        transport.connect()
+    assert calls == [1]
+
+
+class FakeChannel:
+    def __init__(self, stdout=b"", stderr=b"", status=0):
+        self._out, self._err, self._status = stdout, stderr, status
+        self.command = None
+
+    def exec_command(self, command):
+        self.command = command
+
+    def recv_ready(self):
+        return bool(self._out)
+
+    def recv(self, n):
+        data, self._out = self._out[:n], self._out[n:]
+        return data
+
+    def recv_stderr_ready(self):
+        return bool(self._err)
+
+    def recv_stderr(self, n):
+        data, self._err = self._err[:n], self._err[n:]
+        return data
+
+    def exit_status_ready(self):
+        return True
+
+    def recv_exit_status(self):
+        return self._status
+
+    def close(self):
+        pass
+
+
+class FakeTransport:
+    def __init__(self, channel, active=True):
+        self.channel, self.active = channel, active
+
+    def is_active(self):
+        return self.active
+
+    def open_session(self):
+        if not self.active:
+            raise paramiko.SSHException("SSH session not active")
+        return self.channel
+
+
+class FakeClient:
+    def __init__(self, channel=None, active=True):
+        self.transport = FakeTransport(channel or FakeChannel(b"ok\n"), active)
+        self.closed = False
+
+    def get_transport(self):
+        return self.transport
+
+    def close(self):
+        self.closed = True
+
+
+def test_run_returns_a_command_result(tmp_path):
+    channel = FakeChannel(b"master01\n", b"", 0)
+    transport = Transport("m", "10.0.0.1", tmp_path / "k", connect=lambda *a: FakeClient(channel))
+    result = transport.run("hostname")
+    assert result == CommandResult("hostname", 0, "master01\n", "")
+
+
+def test_failed_command_names_machine_command_and_output(tmp_path):
+    channel = FakeChannel(b"", b"unit haproxy.service not found\n", 5)
+    transport = Transport("master02", "10.0.0.2", tmp_path / "k", connect=lambda *a: FakeClient(channel))
+    with pytest.raises(CommandFailed) as caught:
+        transport.run("systemctl start haproxy")
+    assert "[master02] `systemctl start haproxy` exited 5" in str(caught.value)
+    assert "haproxy.service not found" in str(caught.value)
+
+
+def test_check_false_returns_the_failure(tmp_path):
+    channel = FakeChannel(b"", b"no\n", 3)
+    transport = Transport("node02", "10.0.0.2", tmp_path / "k", connect=lambda *a: FakeClient(channel))
+    result = transport.run("false", check=False)
+    assert (result.exit_status, result.stderr, result.succeeded) == (3, "no\n", False)
+
+
+def test_dropped_connection_is_reopened_once(tmp_path):
+    dead, alive = FakeClient(active=False), FakeClient(FakeChannel(b"back\n"))
+    clients = [dead, alive]
+    transport = Transport("node01", "10.0.0.3", tmp_path / "k", connect=lambda *a: clients.pop(0))
+    assert transport.run("echo back").stdout == "back\n"
+    assert dead.closed and clients == []
