@@ -35,7 +35,7 @@ def client_without_cert_is_rejected(ctx: StepContext) -> str:
     __tracebackhide__ = True
     m = ctx.lab.etcd_members[0]
     out = run(ctx, "check:etcd", m,
-              f"ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 "
+              f"/usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 "
               "--cacert=/etc/kubernetes/ssl/ca.pem --command-timeout=5s endpoint health", check=False)
     text = (out.stdout + out.stderr).strip()
     assert out.exit_status != 0 and "is healthy" not in text.replace("is unhealthy", ""), \

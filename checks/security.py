@@ -77,7 +77,7 @@ def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
     ctx.on(m).upload(f"{base}-key.pem", key, 0o600)
     try:
         out = run(ctx, "check:security", m,
-                  f"ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 "
+                  f"/usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 "
                   f"--cacert=/etc/kubernetes/ssl/ca.pem --cert={base}.pem --key={base}-key.pem "
                   "--command-timeout=5s get / --prefix --keys-only --limit=1", check=False)
     finally:

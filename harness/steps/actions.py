@@ -179,7 +179,7 @@ def etcdctl(ctx: StepContext, step: str, machine: Machine, args: str, *, check: 
             endpoints: str | None = None):
     """etcdctl over mTLS with the member's own certificate, as the guide runs it."""
     endpoints = endpoints or f"https://{machine.ip}:2379"
-    command = (f"ETCDCTL_API=3 {BIN_DIR}/etcdctl --endpoints={endpoints} "
+    command = (f"{BIN_DIR}/etcdctl --endpoints={endpoints} "
                "--cacert=/etc/kubernetes/ssl/ca.pem --cert=/etc/etcd/ssl/etcd.pem "
                f"--key=/etc/etcd/ssl/etcd-key.pem {args}")
     return run(ctx, step, machine, command, unit="etcd", check=check, timeout=60)

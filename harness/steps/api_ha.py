@@ -14,7 +14,7 @@ def vip_holders(ctx: StepContext, step: str, candidates=None) -> list[str]:
     carries the VIP right now."""
     lab, holders = ctx.lab, []
     for m in lab.lbs if candidates is None else candidates:
-        out = run(ctx, step, m, f"ip -4 -o addr show dev {lab.interface}", check=False).stdout
+        out = run(ctx, step, m, f"ip -4 -o addr show dev {lab.interface}", check=False, timeout=15).stdout
         if f" {lab.vip}/" in out:
             holders.append(m.name)
     return holders
