@@ -1,7 +1,7 @@
 """The guide's deployment steps as session fixtures, each depending on the one before.
 
 A test that needs flannel asks for `flannel`; pytest brings up the machines and runs hosts, pki,
-etcd and kubectl first. Every step is idempotent, so asking twice costs a check, not a redeploy.
+etcd and kubectl first. The chain is built from harness.steps.STEPS, so the order is written once. Every step is idempotent, so asking twice costs a check, not a redeploy.
 The lab options (--lab, --keep, --provider) and the `lab`, `lab_state` and `machines` fixtures
 come from the harness's plugin.
 """
@@ -34,57 +34,33 @@ def lab_provider(lab, lab_state, machines):
     return resolve_provider(lab, lab_state)
 
 
-def _run_step(ctx, name: str):
-    from harness.steps import STEPS
+def _step_fixture(step: str, previous: str):
+    """A session fixture that runs `step` after the fixture of the step before it."""
     from harness.steps.runner import run_one
+    from harness.steps import STEPS
 
-    run_one(ctx, next(s for s in STEPS if s.name == name), _TIMINGS)
-    return ctx
+    info = next(s for s in STEPS if s.name == step)
 
-
-@pytest.fixture(scope="session")
-def hosts(step_context):
-    return _run_step(step_context, "hosts")
-
-
-@pytest.fixture(scope="session")
-def pki_distributed(hosts):
-    return _run_step(hosts, "pki")
+    def fixture(request):
+        ctx = request.getfixturevalue(previous)
+        run_one(ctx, info, _TIMINGS)
+        return ctx
+    fixture.__doc__ = f"The guide's step `{step}`: {info.summary}."
+    return pytest.fixture(scope="session", name=step.replace("-", "_"))(fixture)
 
 
-@pytest.fixture(scope="session")
-def etcd(pki_distributed):
-    return _run_step(pki_distributed, "etcd")
+def _chain_step_fixtures() -> None:
+    """hosts, pki, etcd, kubectl, flannel, masters, api_ha, nodes, workload: each depends on the
+    one before, in the order of harness.steps.STEPS (the machines come from `step_context`)."""
+    from harness.steps import STEP_NAMES
+
+    previous = "step_context"
+    for step in STEP_NAMES[1:]:
+        globals()[f"_step_{step.replace('-', '_')}"] = _step_fixture(step, previous)
+        previous = step.replace("-", "_")
 
 
-@pytest.fixture(scope="session")
-def kubectl(etcd):
-    return _run_step(etcd, "kubectl")
-
-
-@pytest.fixture(scope="session")
-def flannel(kubectl):
-    return _run_step(kubectl, "flannel")
-
-
-@pytest.fixture(scope="session")
-def masters(flannel):
-    return _run_step(flannel, "masters")
-
-
-@pytest.fixture(scope="session")
-def api_ha(masters):
-    return _run_step(masters, "api-ha")
-
-
-@pytest.fixture(scope="session")
-def nodes(api_ha):
-    return _run_step(api_ha, "nodes")
-
-
-@pytest.fixture(scope="session")
-def workload(nodes):
-    return _run_step(nodes, "workload")
+_chain_step_fixtures()
 
 
 def pytest_sessionfinish(session, exitstatus):
