@@ -129,6 +129,7 @@ class ArtifactCache:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are not secrets
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -57,7 +57,7 @@ def binary_spec(binary: str) -> BinarySpec:
     raise KeyError(binary)
 
 
-def select(only: str | None) -> dict[str, list[str]]:
+def select(only: str | None, also_known: tuple[str, ...] = ()) -> dict[str, list[str]]:
     """component -> binaries selected by --only, which names a component or a single binary."""
     if not only:
         return {c: binaries_of(c) for c in COMPONENT_BINARIES}
@@ -66,5 +66,7 @@ def select(only: str | None) -> dict[str, list[str]]:
     for component, specs in COMPONENT_BINARIES.items():
         if any(spec.name == only for spec in specs):
             return {component: [only]}
-    known = list(COMPONENT_BINARIES) + [s.name for specs in COMPONENT_BINARIES.values() for s in specs]
+    names = [*COMPONENT_BINARIES, *also_known,
+             *(spec.name for specs in COMPONENT_BINARIES.values() for spec in specs)]
+    known = list(dict.fromkeys(names))
     raise UserError(f"--only {only}: not a component or binary (known: {', '.join(known)})")

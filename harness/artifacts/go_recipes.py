@@ -24,10 +24,14 @@ class GoRecipe:
     tags: tuple[str, ...]
     ldflags: Callable[[str], list[str]]
     published: Callable[[str], PublishedVersion]
+    # cgo: only where a package has no pure-Go build (flannel's udp backend), then linked
+    # -static so the binary still needs nothing from the node.
+    cgo: bool = False
 
     def ldflags_for(self, version: str) -> str:
         # -s -w: no symbol table or DWARF, as in the projects' release builds (smaller binaries).
-        return " ".join(["-s", "-w", *self.ldflags(version)])
+        static = ["-extldflags=-static"] if self.cgo else []
+        return " ".join(["-s", "-w", *static, *self.ldflags(version)])
 
 
 def _kubernetes_ldflags(version: str) -> list[str]:
@@ -87,5 +91,7 @@ GO_RECIPES: dict[str, GoRecipe] = {
         tags=(),
         ldflags=_flannel_ldflags,
         published=lambda version: (lambda path: None),
+        # pkg/backend/udp on amd64 calls C (proxy.c): it does not compile with CGO_ENABLED=0.
+        cgo=True,
     ),
 }

@@ -7,6 +7,7 @@ with a deadline; compiling is never retried.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -54,6 +55,10 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
 class GoRunner:
     """Runs go commands in one working directory, appending all output to a log file."""
 
+    # Fetch retries: tries and the longest pause between them (tests make these small).
+    network_attempts = 4
+    network_wait_max_s = 30.0
+
     def __init__(self, go: str, workdir: Path, log_path: Path, env: dict[str, str]):
         self.go = go
         self.workdir = workdir
@@ -62,7 +67,7 @@ class GoRunner:
 
     def run(self, args: list[str], what: str) -> str:
         """Runs `go args`; on failure raises UserError naming `what`, the command and go's tail."""
-        command = " ".join([Path(self.go).name, *args])
+        command = shlex.join([Path(self.go).name, *args])
         started = time.monotonic()
         proc = subprocess.run([self.go, *args], cwd=self.workdir, env=self.env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -81,8 +86,10 @@ class GoRunner:
     def run_network(self, args: list[str], what: str, deadline_s: float = 600) -> str:
         """Like run, but retried while the proxy looks unreachable, until the deadline."""
         retrying = retry(retry=retry_if_exception_type(ProxyUnreachable),
-                         stop=stop_after_attempt(4) | stop_after_delay(deadline_s),
-                         wait=wait_exponential(multiplier=2, max=30), reraise=True)
+                         stop=stop_after_attempt(self.network_attempts)
+                         | stop_after_delay(deadline_s),
+                         wait=wait_exponential(multiplier=2, max=self.network_wait_max_s),
+                         reraise=True)
         return retrying(self.run)(args, what)
 
 

@@ -35,8 +35,6 @@ class ReleaseTemplate:
     checksum_kind: str
     sums_url: str = ""
     members: dict[str, str] | None = None
-    # True: one asset per binary, {binary} in url; False: one archive for all binaries
-    per_binary: bool = False
 
     def render(self, version: str, binary: str = "", arch: str = "amd64") -> ReleaseAsset:
         fields = {"version": version, "binary": binary, "arch": arch,
@@ -50,7 +48,7 @@ class ReleaseTemplate:
 UPSTREAM: dict[str, ReleaseTemplate] = {
     "kubernetes": ReleaseTemplate(
         url="https://dl.k8s.io/release/{version}/bin/linux/{arch}/{binary}",
-        checksum_kind="sidecar", per_binary=True),
+        checksum_kind="sidecar"),
     "etcd": ReleaseTemplate(
         url="https://github.com/etcd-io/etcd/releases/download/{version}/"
             "etcd-{version}-linux-{arch}.tar.gz",

@@ -1,4 +1,4 @@
-"""Fills the artifact cache from a source: only what is missing, each binary installed atomically."""
+"""Fills the artifact cache from a source: only what is missing, each binary moved in atomically."""
 
 from __future__ import annotations
 

@@ -115,7 +115,8 @@ def image_blobs(spec: ImageSpec) -> tuple[dict, dict[str, bytes]]:
         "architecture": "amd64", "os": "linux", "created": FIXED_CREATED,
         "config": container_config,
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha256_hex(raw)}"]},
-        "history": [{"created": FIXED_CREATED, "created_by": "k8s-ha-lab harness.artifacts.images"}],
+        "history": [{"created": FIXED_CREATED,
+                     "created_by": "k8s-ha-lab harness.artifacts.images"}],
     })
     manifest = _json_blob({
         "schemaVersion": 2, "mediaType": MEDIA_MANIFEST,

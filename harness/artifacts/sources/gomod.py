@@ -31,7 +31,8 @@ class GoModSource(ArtifactSource):
     def describe(self, component: Component, binaries: list[str]) -> list[str]:
         recipe = self.recipe(component)
         return [f"go build {recipe.packages[b]} from {self._module_of(recipe, b)}"
-                f"@{component.version} (wrapper module, CGO_ENABLED=0)" for b in binaries]
+                f"@{component.version} (wrapper module, "
+                f"{'cgo, -static' if recipe.cgo else 'CGO_ENABLED=0'})" for b in binaries]
 
     def fetch(self, component: Component, binaries: list[str], dest_dir: Path,
               on_ready: OnReady = _ignore) -> dict[str, Path]:
@@ -44,7 +45,7 @@ class GoModSource(ArtifactSource):
         log_dir = self.log_dir or dest_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"{component.name}@{component.version}.log"
-        runner = GoRunner(go, wrapper, log, go_env())
+        runner = GoRunner(go, wrapper, log, go_env({"CGO_ENABLED": "1" if recipe.cgo else "0"}))
         what = f"{component.name} {component.version}"
 
         self.write_wrapper(recipe, component.version, runner, what)

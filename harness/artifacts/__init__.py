@@ -1,0 +1,7 @@
+"""The cluster's binaries and images: built or fetched into the artifact cache.
+
+sources/  where binaries come from (gomod, release, dir), behind one interface
+store     fills the cache from a source, atomically, skipping what is cached
+images/   OCI image archives for pause and nginx, built without docker or a registry
+cli       `artifacts build|list|verify`
+"""

@@ -1,0 +1,157 @@
+"""The gomod source without compiling: wrapper go.mod generation and go's failure modes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from harness.artifacts.go_recipes import GO_RECIPES
+from harness.artifacts.gomod_wrapper import (kubernetes_staging_version, parse_gomod,
+                                             same_version_under, wrapper_gomod)
+from harness.artifacts.gotool import GoRunner, ProxyUnreachable, find_go, go_env
+from harness.artifacts.sources.gomod import GoModSource
+from harness.errors import UserError
+from harness.versions import Component
+
+KUBERNETES_GOMOD = """\
+// This is a generated file. Do not edit directly.
+
+module k8s.io/kubernetes
+
+go 1.25.0
+
+godebug default=go1.25
+
+require (
+	github.com/blang/semver/v4 v4.0.0
+	k8s.io/api v0.0.0
+	k8s.io/client-go v0.0.0 // indirect
+)
+
+replace (
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/client-go => ./staging/src/k8s.io/client-go
+	k8s.io/kubelet => ./staging/src/k8s.io/kubelet // comment
+	github.com/example/fork => github.com/example/fork v1.2.3
+)
+"""
+
+ETCD_SERVER_GOMOD = """\
+module go.etcd.io/etcd/server/v3
+
+go 1.26.0
+
+toolchain go1.26.10
+
+replace (
+	go.etcd.io/etcd/api/v3 => ../api
+	go.etcd.io/etcd/client/v3 => ../client/v3
+)
+
+// Bad imports are sometimes causing attempts to pull that code.
+replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY
+"""
+
+
+def test_parse_reads_module_go_godebug_and_replaces():
+    mod = parse_gomod(KUBERNETES_GOMOD)
+    assert (mod.module, mod.go, mod.godebug) == ("k8s.io/kubernetes", "1.25.0", ["default=go1.25"])
+    assert mod.replaces["k8s.io/api"] == ("./staging/src/k8s.io/api", "")
+    assert mod.replaces["github.com/example/fork"] == ("github.com/example/fork", "v1.2.3")
+    assert set(mod.local_replaces()) == {"k8s.io/api", "k8s.io/client-go", "k8s.io/kubelet"}
+
+
+def test_kubernetes_wrapper_replaces_staging_with_published_versions():
+    text = wrapper_gomod("k8s-ha-lab.local/build/kubernetes", {"k8s.io/kubernetes": "v1.35.4"},
+                         [parse_gomod(KUBERNETES_GOMOD)], kubernetes_staging_version("v1.35.4"))
+    assert text.startswith("module k8s-ha-lab.local/build/kubernetes\n\ngo 1.25.0\n")
+    assert "godebug default=go1.25\n" in text
+    assert "\tk8s.io/kubernetes v1.35.4\n" in text
+    for staging in ("api", "client-go", "kubelet"):
+        assert f"\tk8s.io/{staging} => k8s.io/{staging} v0.35.4\n" in text
+    assert "\tgithub.com/example/fork => github.com/example/fork v1.2.3\n" in text
+    assert "./staging" not in text
+    # What go itself would accept: parse our own output back.
+    again = parse_gomod(text)
+    assert again.replaces["k8s.io/api"] == ("k8s.io/api", "v0.35.4")
+
+
+def test_etcd_wrapper_maps_sibling_modules_and_drops_forbidden_ones():
+    text = wrapper_gomod("w", {"go.etcd.io/etcd/server/v3": "v3.6.16"},
+                         [parse_gomod(ETCD_SERVER_GOMOD)],
+                         same_version_under("go.etcd.io/etcd/", "v3.6.16"))
+    assert "go 1.26.0" in text
+    assert "\tgo.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 v3.6.16\n" in text
+    assert "FORBIDDEN" not in text
+    # The replace to an unversioned local dir of the main repo (go.etcd.io/etcd) is dropped:
+    assert "go.etcd.io/etcd =>" not in text
+
+
+def test_recipes_set_version_ldflags():
+    kube = GO_RECIPES["kubernetes"].ldflags_for("v1.35.4")
+    assert "-X k8s.io/component-base/version.gitVersion=v1.35.4" in kube
+    assert "-X k8s.io/component-base/version.gitMinor=35" in kube
+    assert "-X k8s.io/client-go/pkg/version.gitMajor=1" in kube
+    assert "-X github.com/flannel-io/flannel/pkg/version.Version=v0.28.10" in \
+        GO_RECIPES["flannel"].ldflags_for("v0.28.10")
+    assert go_env()["CGO_ENABLED"] == "0"
+
+
+def _fake_go(tmp_path: Path, script: str) -> str:
+    go = tmp_path / "go"
+    go.write_text("#!/bin/sh\n" + script)
+    go.chmod(go.stat().st_mode | stat.S_IEXEC)
+    return str(go)
+
+
+def test_missing_go_is_a_user_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("harness.artifacts.gotool.GO_FALLBACKS", ())
+    with pytest.raises(UserError, match="Go toolchain missing"):
+        find_go()
+
+
+def test_unreachable_proxy_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(GoRunner, "network_attempts", 2)
+    monkeypatch.setattr(GoRunner, "network_wait_max_s", 0.01)
+    go = _fake_go(tmp_path, "echo 'go: k8s.io/kubernetes@v1.35.4: Get \"https://proxy.golang.org/"
+                            "k8s.io/kubernetes/@v/v1.35.4.info\": dial tcp: lookup "
+                            "proxy.golang.org: no such host'; echo try >> \"$0.count\"; exit 1\n")
+    runner = GoRunner(go, tmp_path, tmp_path / "log", {"GOPROXY": "https://proxy.golang.org"})
+    with pytest.raises(ProxyUnreachable, match="Go module proxy unreachable"):
+        runner.run_network(["mod", "download", "x@v1"], "kubernetes v1.35.4")
+    assert Path(go + ".count").read_text().count("try") == 2     # retried at the network edge
+
+
+def test_build_failure_names_component_command_and_tail(tmp_path):
+    lines = "".join(f"echo 'line {i}'; " for i in range(20))
+    go = _fake_go(tmp_path, f"""
+case "$1" in
+  mod) printf '{{"Path":"x","GoMod":"%s"}}' "{tmp_path}/src.mod"; exit 0;;
+  get) exit 0;;
+  build) {lines} echo 'pkg/foo.go:3: undefined: Bar'; exit 1;;
+esac
+""")
+    (tmp_path / "src.mod").write_text("module github.com/flannel-io/flannel\n\ngo 1.23\n")
+    source = GoModSource(log_dir=tmp_path / "logs", go=go)
+    flannel = Component("flannel", "v0.28.10", "gomod")
+    with pytest.raises(UserError) as caught:
+        source.fetch(flannel, ["flanneld"], tmp_path / "work")
+    message = str(caught.value)
+    assert "build of flanneld (flannel v0.28.10)" in message
+    assert "go build -trimpath" in message
+    assert "undefined: Bar" in message and "line 0 " not in message
+    assert "\n" not in message
+    assert (tmp_path / "logs" / "flannel@v0.28.10.log").read_text().count("line 0") == 1
+    wrapper = (tmp_path / "work" / "wrapper" / "go.mod").read_text()
+    assert "\tgithub.com/flannel-io/flannel v0.28.10\n" in wrapper
+
+
+def test_describe_names_the_module(tmp_path):
+    lines = GoModSource().describe(Component("etcd", "v3.6.16", "gomod"), ["etcd", "etcdctl"])
+    assert "go.etcd.io/etcd/server/v3@v3.6.16" in lines[0]
+    assert "go.etcd.io/etcd/etcdctl/v3@v3.6.16" in lines[1]
+    assert os.path.basename(lines[0].split()[2]) == "v3"
