@@ -38,3 +38,24 @@ CORE_CHECKS = (
 def resolve(target: str):
     module, function = target.split(":")
     return getattr(importlib.import_module(f"checks.{module}"), function)
+
+
+def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, float]:
+    """Every core check, each retried until it passes or `timeout` runs out: after a machine
+    restarts, pods restart and flannel re-learns leases, which takes a while. Returns how long
+    each check took to pass; raises the last AssertionError at the deadline."""
+    import time
+
+    waited = {}
+    for name, target in CORE_CHECKS:
+        check, started = resolve(target), time.monotonic()
+        while True:
+            try:
+                check(ctx)
+                break
+            except AssertionError:
+                if time.monotonic() - started > timeout:
+                    raise
+                time.sleep(interval)
+        waited[name] = round(time.monotonic() - started, 1)
+    return waited

@@ -80,6 +80,6 @@ def load_versions(path: Path = VERSIONS_FILE, overrides: dict | None = None) -> 
         if name not in data:
             raise LabError(f"versions.{name}", f"unknown component (known: {', '.join(data)})")
         if not isinstance(spec, dict):
-            raise LabError(f"versions.{name}", "must be a mapping, e.g. {version: v1.35.4}")
+            raise LabError(f"versions.{name}", "must be a mapping, e.g. {version: v1.37.2}")
         data[name] = {**data[name], **spec}
     return parse_versions(data)

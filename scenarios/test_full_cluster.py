@@ -135,5 +135,4 @@ def test_vip_moves_when_the_master_stops_and_comes_back(workload, lab_provider):
     ctx.on(master).close()
     run_steps(ctx)
     vip.vip_only_on(ctx, master.name)
-    for name, target in checks.CORE_CHECKS:
-        checks.resolve(target)(ctx)
+    checks.converge(ctx)

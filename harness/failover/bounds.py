@@ -15,7 +15,7 @@ LEADER_LEASE_DURATION_S = 15.0   # --leader-elect-lease-duration (controller-man
 LEADER_RETRY_PERIOD_S = 2.0      # --leader-elect-retry-period
 ETCD_ELECTION_TIMEOUT_S = 1.0    # etcd --election-timeout=1000 (ms)
 ETCD_HEARTBEAT_S = 0.1           # etcd --heartbeat-interval=100 (ms)
-NODE_MONITOR_GRACE_S = 50.0      # kube-controller-manager --node-monitor-grace-period (1.35)
+NODE_MONITOR_GRACE_S = 50.0      # kube-controller-manager --node-monitor-grace-period default
 VRRP_SCRIPT_INTERVAL_S = 1.0     # check_haproxy interval in the rendered keepalived.conf
 VRRP_SCRIPT_FALL = 2
 

@@ -46,7 +46,7 @@ def kubelet_config(lab: Lab, machine: Machine) -> str:
         "clusterDNS": [str(lab.cluster.dns_service_ip)],
         "clusterDomain": lab.dns_domain,
         "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCKET}",
-        # cgroup v1 hosts: from 1.35 the kubelet refuses to start on v1 unless told otherwise.
+        # cgroup v1 hosts: since 1.35 the kubelet refuses to start on v1 unless told otherwise.
         "failCgroupV1": False,
         "failSwapOn": False,
         "rotateCertificates": True,

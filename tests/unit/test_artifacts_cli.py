@@ -6,8 +6,12 @@ import io
 
 import pytest
 
+from harness.versions import load_versions
+
 from harness.artifacts.__main__ import main as artifacts_main
 from harness.artifacts.progress import Progress
+
+K8S = load_versions().kubernetes.version  # the pinned version, whatever it is
 
 
 @pytest.fixture
@@ -20,7 +24,7 @@ def cache(tmp_path, monkeypatch):
 def test_list_release_prints_the_upstream_urls(cache, capsys):
     assert artifacts_main(["list", "--source", "release", "--only", "kubernetes"]) == 0
     out = capsys.readouterr().out
-    assert "https://dl.k8s.io/release/v1.35.4/bin/linux/amd64/kube-apiserver" in out
+    assert f"https://dl.k8s.io/release/{K8S}/bin/linux/amd64/kube-apiserver" in out
     assert "kube-apiserver.sha256" in out and "missing" in out
 
 
@@ -35,15 +39,15 @@ def test_dir_source_copies_into_the_cache(cache, tmp_path, capsys):
     brought = tmp_path / "mine"
     brought.mkdir()
     binary = brought / "kubectl"
-    binary.write_text("#!/bin/sh\necho 'Client Version: v1.35.4'\n")
+    binary.write_text(f"#!/bin/sh\necho 'Client Version: {K8S}'\n")
     binary.chmod(0o755)
     assert artifacts_main(["build", "--source", "dir", "--dir", str(brought),
                            "--only", "kubectl"]) == 0
-    assert (cache / "bin/kubernetes@v1.35.4/kubectl").read_bytes() == binary.read_bytes()
+    assert (cache / f"bin/kubernetes@{K8S}/kubectl").read_bytes() == binary.read_bytes()
     out = capsys.readouterr().out
-    assert "ok   kubectl v1.35.4 (fetched in" in out       # plain text: not a terminal
+    assert f"ok   kubectl {K8S} (fetched in" in out       # plain text: not a terminal
     assert artifacts_main(["verify", "--only", "kubectl"]) == 0
-    assert "Client Version: v1.35.4" in capsys.readouterr().out
+    assert f"Client Version: {K8S}" in capsys.readouterr().out
 
 
 def test_dir_source_needs_dir_and_the_binary(cache, tmp_path, capsys):
@@ -52,7 +56,7 @@ def test_dir_source_needs_dir_and_the_binary(cache, tmp_path, capsys):
     assert artifacts_main(["build", "--source", "dir", "--dir", str(tmp_path),
                            "--only", "kubelet"]) == 2
     err = capsys.readouterr().err
-    assert "no kubelet for kubernetes v1.35.4" in err and len(err.strip().splitlines()) == 1
+    assert f"no kubelet for kubernetes {K8S}" in err and len(err.strip().splitlines()) == 1
 
 
 def test_verify_fails_on_a_wrong_version(cache, capsys):

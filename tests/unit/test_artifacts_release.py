@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.versions import load_versions
+
 from harness.artifacts.__main__ import main as artifacts_main
 from harness.artifacts.cache import ArtifactCache
 from harness.artifacts.release_urls import UPSTREAM, ReleaseTemplate, parse_sums, with_mirror
@@ -22,6 +24,8 @@ from harness.versions import Component
 ETCD = Component("etcd", "v3.6.16", "release")
 KUBE = Component("kubernetes", "v1.35.4", "release")
 FAKE_BINARY = b"#!/bin/sh\necho 'etcd Version: 3.6.16'\n"
+
+K8S = load_versions().kubernetes.version  # the pinned version, whatever it is
 
 
 def _tar_gz(members: dict[str, bytes]) -> bytes:
@@ -99,9 +103,9 @@ def test_checksum_mismatch_is_refused_and_writes_nothing(server, tmp_path):
 
 def _kube_sidecar_tree(root: Path, good: bool) -> None:
     """dl.k8s.io's layout under a mirror: <mirror>/dl.k8s.io/release/<v>/bin/linux/amd64/<bin>."""
-    where = root / "dl.k8s.io/release/v1.35.4/bin/linux/amd64"
+    where = root / f"dl.k8s.io/release/{K8S}/bin/linux/amd64"
     where.mkdir(parents=True)
-    data = b"#!/bin/sh\necho 'Client Version: v1.35.4'\n"
+    data = f"#!/bin/sh\necho 'Client Version: {K8S}'\n".encode()
     (where / "kubectl").write_bytes(data)
     digest = hashlib.sha256(data if good else b"tampered").hexdigest()
     (where / "kubectl.sha256").write_text(digest)
@@ -115,9 +119,9 @@ def test_cli_release_build_through_a_mirror(server, tmp_path, monkeypatch, capsy
     monkeypatch.setenv("K8S_HA_LAB_RELEASE_MIRROR", base)
     assert artifacts_main(["build", "--source", "release", "--only", "kubectl"]) == status
     out, err = capsys.readouterr()
-    installed = tmp_path / "cache/bin/kubernetes@v1.35.4/kubectl"
+    installed = tmp_path / f"cache/bin/kubernetes@{K8S}/kubectl"
     if good:
-        assert "kubectl v1.35.4 (fetched in" in out
+        assert f"kubectl {K8S} (fetched in" in out
         assert installed.is_file()
     else:
         assert "checksum mismatch" in err and len(err.strip().splitlines()) == 1
