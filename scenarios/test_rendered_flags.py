@@ -35,5 +35,7 @@ def test_every_rendered_flag_exists(ctx, binary):
     assert flags, unit.path
     help_text = subprocess.run([str(ctx.binary(binary)), "--help"], capture_output=True, text=True)
     text = help_text.stdout + help_text.stderr
-    missing = [f for f in flags if not re.search(rf"(^|[\s,]){re.escape(f)}([\s=]|$)", text, re.M)]
+    # Go's flag package (flanneld) lists "-name", pflag (Kubernetes, etcd) "--name": accept both.
+    missing = [f for f in flags
+               if not re.search(rf"(^|[\s,])--?{re.escape(f.lstrip('-'))}([\s=]|$)", text, re.M)]
     assert missing == [], f"{binary} {ctx.lab.versions[BINARY_COMPONENT[binary]].version} has no {missing}"
