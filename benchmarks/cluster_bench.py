@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 from pathlib import Path
 
-import checks
-from harness import machines
-from harness.lab import load_lab
-from harness.providers import resolve_provider
-from harness.state import lab_state_dir
-from harness.steps.context import build_context
-from harness.steps.runner import run_steps
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import checks  # noqa: E402
+from harness import machines  # noqa: E402
+from harness.lab import load_lab  # noqa: E402
+from harness.providers import resolve_provider  # noqa: E402
+from harness.state import lab_state_dir  # noqa: E402
+from harness.steps.context import build_context  # noqa: E402
+from harness.steps.runner import run_steps  # noqa: E402
 
 
 class MemorySampler(threading.Thread):
