@@ -175,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except Exception as exc:  # noqa: BLE001 - operational failures: a message, not a traceback
+        from harness.errors import StepError
+        from harness.providers.vagrant import VagrantError
+        if args.verbose or not isinstance(exc, (StepError, VagrantError)):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
