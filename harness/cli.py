@@ -109,7 +109,7 @@ def cmd_up(args) -> int:
 
 def cmd_check(args) -> int:
     import checks
-    from harness.machines import phase
+    from harness.progress import phase
     from harness.steps.context import build_context
 
     ctx = build_context(load_lab(args.lab))

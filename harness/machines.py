@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from harness import preflight
+from harness.progress import phase, report
 from harness.lab import Lab
 from harness.providers import forget_provider, remember_provider, resolve_provider
 from harness.state import lab_state_dir
@@ -26,35 +27,7 @@ READY_TIMEOUT = 240  # seconds for sshd and systemd on a busy 2-core host
 Log = Callable[[str], None]
 
 
-# --- progress: one ✓/✗ line per phase, with its duration --------------------------------------
-@contextlib.contextmanager
-def phase(label: str, out=None) -> Iterator[Callable[[str], None]]:
-    """Prints `✓ label (1.2s)` or `✗ label (1.2s): why`; the body may add a note to the line."""
-    out = out or sys.stdout
-    tty = out.isatty()
-    notes: list[str] = []
-    if tty:
-        out.write(f" • {label} ...\r")
-        out.flush()
-    started = time.monotonic()
-    try:
-        yield notes.append
-    except BaseException as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        out.write(f" ✗ {label} ({time.monotonic() - started:.1f}s): {first}\n")
-        out.flush()
-        raise
-    note = f" — {'; '.join(notes)}" if notes else ""
-    clear = "\033[K" if tty else ""
-    out.write(f" ✓ {label} ({time.monotonic() - started:.1f}s){note}{clear}\n")
-    out.flush()
-
-
-def report(label: str, seconds: float, note: str = "", ok: bool = True, out=None) -> None:
-    out = out or sys.stdout
-    out.write(f" {'✓' if ok else '✗'} {label} ({seconds:.1f}s){' — ' + note if note else ''}\n")
-    out.flush()
-
+# --- one lifecycle change at a time per lab ----------------------------------------------------
 
 _held_locks: dict[Path, int] = {}
 

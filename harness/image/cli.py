@@ -9,7 +9,7 @@ from harness.image.recipe import node_recipe
 
 
 def _build(args: argparse.Namespace) -> int:
-    from harness.machines import phase  # one progress format for every command
+    from harness.progress import phase  # one progress format for every command
 
     recipe = node_recipe()
     with phase(f"image > {recipe.tag}") as note:

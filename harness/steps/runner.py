@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from harness.steps import STEPS, StepInfo, steps_until
+from harness.steps import StepInfo, steps_until
 from harness.steps.context import StepContext
 
 # step name -> module under harness.steps; "machines" is the provider's job, not a module here.
@@ -24,7 +24,7 @@ def step_function(name: str):
 
 
 def run_one(ctx: StepContext, step: StepInfo, timings: dict[str, float]) -> None:
-    from harness.machines import phase
+    from harness.progress import phase
 
     with phase(f"{step.name:<9} {step.summary}") as note:
         started = time.monotonic()
