@@ -103,8 +103,13 @@ def _power_off(env: Env) -> dict:
 
 
 def _hard_kill(env: Env) -> dict:
+    """No shutdown at all: SIGKILL to the container's init (every process dies with its PID
+    namespace), or a forced power-off of a VM. keepalived gets no chance to send priority 0."""
     master = env.vrrp_master
     env.ctx.on(master).close()
+    if env.provider.name == "docker":
+        from harness.providers.docker import container_name, run_docker
+        return _takeover(env, lambda: run_docker(["kill", container_name(env.lab, master.name)]))
     return _takeover(env, lambda: env.provider.vagrant.halt(vm_name=master.name, force=True))
 
 
@@ -289,7 +294,7 @@ def _restore_node(env: Env) -> None:
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("master-poweroff", "master01 powered off (vagrant halt)",
              lambda e: bounds.vrrp_priority_zero(e.lab), _power_off, _restore_power),
-    Scenario("master-hard-kill", "master01 killed without a shutdown",
+    Scenario("master-hard-kill", "master01 killed without a shutdown (docker kill / forced power-off)",
              lambda e: bounds.vrrp_master_down(e.lab), _hard_kill, _restore_power),
     Scenario("haproxy-dies", "haproxy dies on master01",
              lambda e: bounds.vrrp_track_script(e.lab), _stop_haproxy, _start_haproxy),
