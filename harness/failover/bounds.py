@@ -13,6 +13,7 @@ from harness.lab import Lab
 # Component defaults the rendered units do not override; named here so reports can cite them.
 LEADER_LEASE_DURATION_S = 15.0   # --leader-elect-lease-duration (controller-manager, scheduler)
 LEADER_RETRY_PERIOD_S = 2.0      # --leader-elect-retry-period
+LEADER_RETRY_JITTER = 1.2        # client-go leaderelection waits up to retry × (1 + 1.2)
 ETCD_ELECTION_TIMEOUT_S = 1.0    # etcd --election-timeout=1000 (ms)
 ETCD_HEARTBEAT_S = 0.1           # etcd --heartbeat-interval=100 (ms)
 NODE_MONITOR_GRACE_S = 50.0      # kube-controller-manager --node-monitor-grace-period default
@@ -69,16 +70,29 @@ def haproxy_backend_down(lab: Lab) -> Bound:
 
 
 def leader_handoff() -> Bound:
-    """A killed leader never releases its Lease: the others wait for it to expire, then try on
-    their next retry."""
-    total = LEADER_LEASE_DURATION_S + LEADER_RETRY_PERIOD_S
-    return Bound(total, f"lease duration {LEADER_LEASE_DURATION_S:g}s + retry period {LEADER_RETRY_PERIOD_S:g}s")
+    """A killed leader never releases its Lease: the others wait for it to expire, then take it
+    on their next try, which client-go jitters to at most retry × (1 + 1.2)."""
+    retry = LEADER_RETRY_PERIOD_S * (1 + LEADER_RETRY_JITTER)
+    return Bound(round(LEADER_LEASE_DURATION_S + retry, 2),
+                 f"lease duration {LEADER_LEASE_DURATION_S:g}s + retry period {LEADER_RETRY_PERIOD_S:g}s "
+                 f"× (1 + jitter {LEADER_RETRY_JITTER:g}) = {LEADER_LEASE_DURATION_S + retry:g}s")
 
 
 def etcd_election() -> Bound:
     return Bound(ETCD_ELECTION_TIMEOUT_S + ETCD_HEARTBEAT_S,
                  f"election timeout {ETCD_ELECTION_TIMEOUT_S:g}s + heartbeat {ETCD_HEARTBEAT_S:g}s "
                  "(only when the stopped member led)")
+
+
+QUORUM_OUTAGE_S = 15.0           # how long the quorum-lost scenario keeps two members down
+
+
+def quorum_lost() -> Bound:
+    """Without a quorum nothing can be written: the API's write gap is the outage itself, plus
+    an election once the members are back."""
+    return Bound(QUORUM_OUTAGE_S + ETCD_ELECTION_TIMEOUT_S,
+                 f"no quorum for the {QUORUM_OUTAGE_S:g}s outage + election timeout {ETCD_ELECTION_TIMEOUT_S:g}s "
+                 "(writes must fail for at least the outage)")
 
 
 def node_not_ready() -> Bound:

@@ -14,7 +14,7 @@ def test_vrrp_bounds_from_the_seed_settings(seed_lab):
     assert bounds.vrrp_priority_zero(seed_lab).seconds == pytest.approx(0.61, abs=0.01)
     assert "3 × advert_int 1s" in bounds.vrrp_master_down(seed_lab).formula
     assert bounds.haproxy_backend_down(seed_lab).seconds == 4.0
-    assert bounds.leader_handoff().seconds == 17.0
+    assert bounds.leader_handoff().seconds == 19.4   # 15 + 2 × (1 + 1.2)
 
 
 def test_bounds_follow_the_lab(seed_data, write_lab):
