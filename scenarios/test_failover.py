@@ -77,6 +77,11 @@ def test_leader_kill_hands_the_lease_over(run, name):
     assert facts["handoff_s"] is not None and facts["new_leader"] != facts["old_leader"], facts
     assert facts["new_pod_scheduled_s"] is not None, facts
     assert all(h for h in facts["holders_seen"]), facts
+    # one direct handoff: the Lease went from the old holder to the new one exactly once, with
+    # no third holder and no flapping back while it was sampled every half second
+    assert len(facts["holders_seen"]) == 2, facts
+    before, after = facts["lease_transitions"]
+    assert after - before == 1, facts
 
 
 def test_node_poweroff_goes_not_ready_and_the_service_keeps_answering(run):
