@@ -79,6 +79,17 @@ class Pki:
 
 
 @dataclass(frozen=True)
+class Autoscaling:
+    """The controller-manager's HorizontalPodAutoscaler timing, in seconds. Kubernetes' defaults
+    (15 s sync, 300 s downscale window) make a scale-down demo take minutes of idle waiting."""
+    sync_period_s: int = 15
+    downscale_stabilization_s: int = 300
+
+
+ADDONS = ("dns", "metrics")
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     source: Path | None
@@ -95,6 +106,11 @@ class Lab:
     haproxy: Haproxy
     pki: Pki
     versions: Versions = field(repr=False)
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    addons: tuple[str, ...] = ADDONS  # the add-on steps this lab runs, in ADDONS order
+
+    def has_addon(self, name: str) -> bool:
+        return name in self.addons
 
     # --- who does what -------------------------------------------------------------------
     def with_role(self, role: str) -> list[Machine]:

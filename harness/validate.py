@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import LabError
-from harness.lab import (ROLES, Cluster, Flannel, Haproxy, Keepalived, Lab, Machine, Pki)
+from harness.lab import (ADDONS, ROLES, Autoscaling, Cluster, Flannel, Haproxy, Keepalived, Lab, Machine, Pki)
 from harness.versions import Versions
 
 TOP_FIELDS = {"name", "network", "vip", "master_url", "api_port", "vip_port", "machines",
-              "cluster", "flannel", "keepalived", "haproxy", "pki", "resources", "versions"}
+              "cluster", "flannel", "keepalived", "haproxy", "pki", "resources", "versions",
+              "addons", "autoscaling"}
 # The guide's token: 16 random bytes as hex (`head -c 16 /dev/urandom | od -An -t x`).
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -222,6 +223,36 @@ def _pki(data: dict) -> Pki:
     return Pki(_int(raw.get("expiry_hours", 876000), "pki.expiry_hours", 1, 10_000_000), size)
 
 
+def _seconds(value: Any, where: str, low: int, high: int) -> int:
+    """A duration written like 30s, 2m or a bare number of seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*(s|m)?\s*", str(value))
+    if not match or isinstance(value, bool):
+        raise LabError(where, f"{value!r} must be a duration like 30s or 2m")
+    seconds = int(match[1]) * (60 if match[2] == "m" else 1)
+    if not low <= seconds <= high:
+        raise LabError(where, f"{value!r} must be from {low}s to {high}s")
+    return seconds
+
+
+def _autoscaling(data: dict) -> Autoscaling:
+    raw = _section(data, "autoscaling", {"sync_period", "downscale_stabilization"}, required=False)
+    default = Autoscaling()
+    return Autoscaling(
+        _seconds(raw.get("sync_period", default.sync_period_s), "autoscaling.sync_period", 1, 600),
+        _seconds(raw.get("downscale_stabilization", default.downscale_stabilization_s),
+                 "autoscaling.downscale_stabilization", 0, 3600))
+
+
+def _addons(data: dict) -> tuple[str, ...]:
+    raw = data.get("addons", list(ADDONS))
+    if not isinstance(raw, list):
+        raise LabError("addons", f"must be a list of add-ons ({', '.join(ADDONS)})")
+    for name in raw:
+        if name not in ADDONS:
+            raise LabError("addons", f"unknown add-on {name!r} (known: {', '.join(ADDONS)})")
+    return tuple(a for a in ADDONS if a in raw)
+
+
 def _check_topology(machines: tuple[Machine, ...], network, vip) -> None:
     etcd = [m for m in machines if m.has("etcd")]
     if not etcd or len(etcd) % 2 == 0:
@@ -266,4 +297,4 @@ def build_lab(data: dict, versions: Versions, source: Path | None = None) -> Lab
                master_url=master_url.rstrip("."), api_port=api_port, vip_port=vip_port,
                machines=machines, cluster=cluster, flannel=_flannel(data, cluster),
                keepalived=_keepalived(data, lbs), haproxy=haproxy, pki=_pki(data),
-               versions=versions)
+               versions=versions, autoscaling=_autoscaling(data), addons=_addons(data))
