@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.lab import Lab, load_lab
+from harness.lab import Lab
+from harness.labfile import load_lab
 from harness.steps import STEPS
 
 # Modules that add their own sub-commands; each has `register(subparsers)`.

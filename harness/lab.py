@@ -2,8 +2,8 @@
 
 Everything else (the Vagrantfile, the PKI, every rendered file, every step and check) reads a
 `Lab`. Nothing repeats an address the lab already knows, so a lab on 10.240.0.0/24 works exactly
-like the seed's 192.168.220.0/24. Validation lives in `harness.validate`; this module only maps
-YAML onto types.
+like the seed's 192.168.220.0/24. This module holds only the types: `harness.validate` builds
+them from a raw mapping and `harness.labfile` reads the file (`load_lab`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from harness.errors import LabError
-from harness.versions import Versions, load_versions
+from harness.versions import Versions
 
 ROLES = ("etcd", "master", "lb", "node")
 IPv4Address = ipaddress.IPv4Address
@@ -178,30 +175,10 @@ class Lab:
         return self.cluster.dns_domain.rstrip(".")
 
 
-def read_lab_yaml(path: Path) -> dict:
-    """The raw mapping of a lab file; a YAML error becomes one line naming the file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise LabError(str(path), f"cannot read lab file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise LabError(str(path), f"invalid YAML{where}: {problem}") from None
-    if not isinstance(data, dict):
-        raise LabError(str(path), "a lab file must be a YAML mapping")
-    return data
-
-
-def load_lab(path: str | Path) -> Lab:
-    """Parse and validate a lab file. Raises LabError (exit 2) naming the bad field."""
-    from harness.validate import build_lab  # the parser and its checks live together
-
-    path = Path(path)
-    data = read_lab_yaml(path)
-    versions = load_versions(overrides=data.get("versions"))
-    return build_lab(data, versions, source=path)
+def __getattr__(name: str):
+    # `from harness.lab import load_lab` keeps working for older callers; the loader lives in
+    # harness.labfile, which imports this module and harness.validate (never the reverse).
+    if name in ("load_lab", "read_lab_yaml"):
+        from harness import labfile
+        return getattr(labfile, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness import machines
-from harness.lab import load_lab
+from harness.labfile import load_lab
 from harness.providers import PROVIDERS
 
 

@@ -14,7 +14,8 @@ import sys
 
 from harness.errors import UserError
 from harness.image.recipe import NODE_PACKAGES, node_image_tag
-from harness.lab import Lab, load_lab
+from harness.lab import Lab
+from harness.labfile import load_lab
 from harness.state import lab_state_dir
 
 CREATE_ARGS_ENV = "K8S_HA_LAB_DOCKER_CREATE_ARGS"

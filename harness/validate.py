@@ -21,7 +21,8 @@ TOP_FIELDS = {"name", "network", "vip", "master_url", "api_port", "vip_port", "m
 # The guide's token: 16 random bytes as hex (`head -c 16 /dev/urandom | od -An -t x`).
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-DNS_RE = re.compile(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?\.?$")
+LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # an RFC 1123 label
+IFNAMSIZ = 16  # Linux: an interface name is at most 15 bytes and a NUL
 FLANNEL_BACKENDS = ("vxlan", "host-gw", "udp")
 DEFAULT_RESOURCES = {"master": {"cpus": 2, "memory_mb": 2048}, "node": {"cpus": 1, "memory_mb": 1024}}
 
@@ -82,6 +83,42 @@ def _port_range(value: Any, where: str) -> tuple[int, int]:
     return low, high
 
 
+def _domain(value: Any, where: str) -> str:
+    """A DNS domain as RFC 1123 and Kubernetes want it: lowercase labels of letters, digits and
+    '-' (not at either end), 1-63 characters each, at most 253 in all; one trailing dot (the
+    absolute form, `cluster.local.`) is allowed."""
+    text = str(value)
+    name = text[:-1] if text.endswith(".") else text
+    if not name:
+        raise LabError(where, f"{text!r} is not a DNS domain: it is empty")
+    if len(name) > 253:
+        raise LabError(where, f"{text[:40]!r}... is not a DNS domain: longer than 253 characters")
+    for label in name.split("."):
+        if not label:
+            raise LabError(where, f"{text!r} is not a DNS domain: it has an empty label")
+        if not LABEL_RE.fullmatch(label):
+            raise LabError(where, f"{text!r} is not a DNS domain: label {label!r} must be 1-63 "
+                                  "lowercase letters, digits or '-', not starting or ending with '-'")
+    if name.rsplit(".", 1)[-1].isdigit():
+        raise LabError(where, f"{text!r} is not a DNS domain: its last label is a number")
+    return text
+
+
+def _interface(value: Any, where: str) -> str:
+    """A network interface name by the kernel's own rule (dev_valid_name): 1-15 bytes, not '.'
+    or '..', no '/', ':' or whitespace. It reaches `ip ... dev NAME` on every machine."""
+    name = str(value)
+    bad = next((c for c in name if c in "/:" or c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        raise LabError(where, f"{name!r} is not an interface name: {bad!r} is not allowed "
+                              "(no '/', ':', whitespace or control characters)")
+    if not name or len(name.encode()) >= IFNAMSIZ:
+        raise LabError(where, f"{name!r} is not an interface name: must be 1-{IFNAMSIZ - 1} characters")
+    if name in (".", ".."):
+        raise LabError(where, f"{name!r} is not an interface name")
+    return name
+
+
 def _machines(data: dict, network: ipaddress.IPv4Network, resources: dict) -> tuple[Machine, ...]:
     raw = data.get("machines")
     if not isinstance(raw, list) or not raw:
@@ -93,7 +130,7 @@ def _machines(data: dict, network: ipaddress.IPv4Network, resources: dict) -> tu
             raise LabError(where, "must be a mapping with name, ip and roles")
         _no_unknown(item, {"name", "ip", "roles", "node_name", "cpus", "memory_mb"}, where)
         name = str(_need(item, "name", where))
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise LabError(f"{where}.name", f"{name!r} is not a valid hostname (lowercase, digits, '-')")
         ip = _ip(_need(item, "ip", where), f"{where}.ip")
         if ip not in network or ip in (network.network_address, network.broadcast_address):
@@ -107,7 +144,7 @@ def _machines(data: dict, network: ipaddress.IPv4Network, resources: dict) -> tu
         if len(set(roles)) != len(roles):
             raise LabError(f"{where}.roles", "lists a role twice")
         node_name = str(item.get("node_name") or name)
-        if not NAME_RE.match(node_name):
+        if not NAME_RE.fullmatch(node_name):
             raise LabError(f"{where}.node_name", f"{node_name!r} is not a valid node name")
         for key, seen in ((name, names), (node_name, names)):
             if key in seen and seen[key] != i:
@@ -133,6 +170,14 @@ def _resources(data: dict) -> dict:
     return raw
 
 
+def fixed_service_ips(service: ipaddress.IPv4Network) -> dict[str, ipaddress.IPv4Address]:
+    """Service IPs the lab allocates itself besides DNS's, by what holds them. The kubernetes
+    Service always takes the first address; every other Service the lab creates (nginx-ds,
+    metrics-server, ...) gets a dynamic ClusterIP, which the apiserver never hands out when
+    it is a fixed one."""
+    return {"the kubernetes service IP (cluster.kubernetes_service_ip)": service.network_address + 1}
+
+
 def _cluster(data: dict, network: ipaddress.IPv4Network) -> Cluster:
     raw = _section(data, "cluster", {"service_cidr", "cluster_cidr", "node_port_range",
                                      "kubernetes_service_ip", "dns_service_ip", "dns_domain",
@@ -156,11 +201,16 @@ def _cluster(data: dict, network: ipaddress.IPv4Network) -> Cluster:
                        f"must be the first address of {service} ({service.network_address + 1}), got {k8s_ip}")
     if dns_ip == k8s_ip:
         raise LabError("cluster.dns_service_ip", f"{dns_ip} is already the kubernetes service IP")
-    domain = str(_need(raw, "dns_domain", "cluster"))
-    if not DNS_RE.match(domain):
-        raise LabError("cluster.dns_domain", f"{domain!r} is not a DNS domain")
+    if dns_ip in (service.network_address, service.broadcast_address):
+        raise LabError("cluster.dns_service_ip",
+                       f"{dns_ip} is the {'network' if dns_ip == service.network_address else 'broadcast'} "
+                       f"address of cluster.service_cidr {service}; the apiserver cannot allocate it")
+    for holder, ip in fixed_service_ips(service).items():
+        if dns_ip == ip:
+            raise LabError("cluster.dns_service_ip", f"{dns_ip} is already {holder}")
+    domain = _domain(_need(raw, "dns_domain", "cluster"), "cluster.dns_domain")
     token = raw.get("bootstrap_token")
-    if token is not None and not TOKEN_RE.match(str(token)):
+    if token is not None and not TOKEN_RE.fullmatch(str(token)):
         raise LabError("cluster.bootstrap_token",
                        "must be 32 lowercase hex characters (16 random bytes, as the guide makes it)")
     ports = _port_range(_need(raw, "node_port_range", "cluster"), "cluster.node_port_range")
@@ -170,8 +220,10 @@ def _cluster(data: dict, network: ipaddress.IPv4Network) -> Cluster:
 def _flannel(data: dict, cluster: Cluster) -> Flannel:
     raw = _section(data, "flannel", {"etcd_prefix", "subnet_len", "backend"})
     prefix = str(_need(raw, "etcd_prefix", "flannel"))
-    if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", prefix):
-        raise LabError("flannel.etcd_prefix", f"{prefix!r} must be an absolute key path like /kubernetes/network")
+    if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", prefix) or \
+            any(part in (".", "..") for part in prefix.split("/")) or len(prefix) > 255:
+        raise LabError("flannel.etcd_prefix", f"{prefix!r} must be an absolute key path like /kubernetes/network "
+                                              "(letters, digits, '.', '_', '-'; no '.' or '..' parts)")
     subnet_len = _int(raw.get("subnet_len", 24), "flannel.subnet_len", 8, 30)
     if subnet_len <= cluster.cluster_cidr.prefixlen:
         raise LabError("flannel.subnet_len", f"/{subnet_len} must be smaller than cluster.cluster_cidr {cluster.cluster_cidr}")
@@ -275,17 +327,15 @@ def _check_topology(machines: tuple[Machine, ...], network, vip) -> None:
 def build_lab(data: dict, versions: Versions, source: Path | None = None) -> Lab:
     _no_unknown(data, TOP_FIELDS, "")
     name = str(_need(data, "name", "lab")).strip()
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise LabError("name", f"{name!r} must be lowercase letters, digits and '-'")
     net_raw = _section(data, "network", {"cidr", "interface"})
     network = _net(_need(net_raw, "cidr", "network"), "network.cidr")
-    interface = str(net_raw.get("interface", "eth1"))
+    interface = _interface(net_raw.get("interface", "eth1"), "network.interface")
     machines = _machines(data, network, _resources(data))
     vip = _ip(_need(data, "vip", "lab"), "vip")
     _check_topology(machines, network, vip)
-    master_url = str(_need(data, "master_url", "lab"))
-    if not DNS_RE.match(master_url) or master_url.replace(".", "").isdigit():
-        raise LabError("master_url", f"{master_url!r} must be a DNS name (it goes in /etc/hosts and certificates)")
+    master_url = _domain(_need(data, "master_url", "lab"), "master_url")  # /etc/hosts, certificates
     cluster = _cluster(data, network)
     lbs = [m for m in machines if m.has("lb")]
     api_port = _int(data.get("api_port", 6443), "api_port", 1, 65535)

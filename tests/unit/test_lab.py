@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from harness.lab import load_lab
+from harness.labfile import load_lab
 from tests.unit.conftest import SMALL
 
 

@@ -68,6 +68,58 @@ BAD_LABS = [
      "keepalived.priorities: priorities must differ"),
     ("flannel-backend", "flannel.backend", "weave", "flannel.backend: unknown backend 'weave'"),
     ("missing-cluster", "cluster", DELETE, "cluster: is required"),
+    # issue 9: DNS
+    ("dns-ip-is-kubernetes", "cluster.dns_service_ip", "10.254.0.1",
+     "cluster.dns_service_ip: 10.254.0.1 is already the kubernetes service IP"),
+    ("dns-ip-is-network-address", "cluster.dns_service_ip", "10.254.0.0",
+     "cluster.dns_service_ip: 10.254.0.0 is the network address of cluster.service_cidr"),
+    ("dns-ip-is-broadcast", "cluster.dns_service_ip", "10.254.255.255",
+     "cluster.dns_service_ip: 10.254.255.255 is the broadcast address of cluster.service_cidr"),
+    ("dns-domain-empty-label", "cluster.dns_domain", "cluster..local",
+     "cluster.dns_domain: 'cluster..local' is not a DNS domain: it has an empty label"),
+    ("dns-domain-leading-dot", "cluster.dns_domain", ".cluster.local",
+     "cluster.dns_domain: '.cluster.local' is not a DNS domain: it has an empty label"),
+    ("dns-domain-two-dots", "cluster.dns_domain", "cluster.local..",
+     "cluster.dns_domain: 'cluster.local..' is not a DNS domain: it has an empty label"),
+    ("dns-domain-underscore", "cluster.dns_domain", "cluster_local",
+     "cluster.dns_domain: 'cluster_local' is not a DNS domain: label 'cluster_local'"),
+    ("dns-domain-hyphen-end", "cluster.dns_domain", "cluster-.local",
+     "cluster.dns_domain: 'cluster-.local' is not a DNS domain: label 'cluster-'"),
+    ("dns-domain-long-label", "cluster.dns_domain", "a" * 64 + ".local",
+     "cluster.dns_domain: '" + "a" * 64 + ".local' is not a DNS domain: label"),
+    ("dns-domain-too-long", "cluster.dns_domain", ".".join(["abcdefghi"] * 26),
+     "cluster.dns_domain: 'abcdefghi.abcdefghi.abcdefghi.abcdefghi.'... is not a DNS domain: longer than 253"),
+    ("dns-domain-space", "cluster.dns_domain", "cluster.local; rm -rf /",
+     "cluster.dns_domain: 'cluster.local; rm -rf /' is not a DNS domain"),
+    ("dns-domain-empty", "cluster.dns_domain", ".", "cluster.dns_domain: '.' is not a DNS domain: it is empty"),
+    ("dns-domain-numeric", "cluster.dns_domain", "10.254", "cluster.dns_domain: '10.254' is not a DNS domain"),
+    # issue 13: every value that reaches a shell or a path
+    ("interface-injection", "network.interface", "eth1; touch /tmp/x",
+     "network.interface: 'eth1; touch /tmp/x' is not an interface name: ' ' is not allowed"),
+    ("interface-too-long", "network.interface", "eth0123456789012",
+     "network.interface: 'eth0123456789012' is not an interface name: must be 1-15 characters"),
+    ("interface-empty", "network.interface", "", "network.interface: '' is not an interface name"),
+    ("interface-slash", "network.interface", "eth/1", "network.interface: 'eth/1' is not an interface name"),
+    ("interface-colon", "network.interface", "eth1:0", "network.interface: 'eth1:0' is not an interface name"),
+    ("interface-dotdot", "network.interface", "..", "network.interface: '..' is not an interface name"),
+    ("interface-newline", "network.interface", "eth1\nid", "network.interface: 'eth1\\nid' is not an interface name"),
+    ("machine-name-injection", "machines.3.name", "node01;id",
+     "machines[3].name: 'node01;id' is not a valid hostname"),
+    ("machine-name-newline", "machines.3.name", "node01\n", "machines[3].name: 'node01\\n' is not a valid hostname"),
+    ("machine-name-path", "machines.3.name", "../etc", "machines[3].name: '../etc' is not a valid hostname"),
+    ("node-name-injection", "machines.2.node_name", "node03 $(id)",
+     "machines[2].node_name: 'node03 $(id)' is not a valid node name"),
+    ("master-url-injection", "master_url", "k8s-api.virtual.local$(id)",
+     "master_url: 'k8s-api.virtual.local$(id)' is not a DNS domain"),
+    ("master-url-ip", "master_url", "192.168.220.224", "master_url: '192.168.220.224' is not a DNS domain"),
+    ("lab-name-path", "name", "../seed", "name: '../seed' must be lowercase letters, digits and '-'"),
+    ("lab-name-space", "name", "seed lab", "name: 'seed lab' must be lowercase letters, digits and '-'"),
+    ("etcd-prefix-dotdot", "flannel.etcd_prefix", "/kubernetes/../network",
+     "flannel.etcd_prefix: '/kubernetes/../network' must be an absolute key path"),
+    ("etcd-prefix-shell", "flannel.etcd_prefix", "/kubernetes/network;id",
+     "flannel.etcd_prefix: '/kubernetes/network;id' must be an absolute key path"),
+    ("token-newline", "cluster.bootstrap_token", "f3be89d17cf7d80847f3bc8b8ea5825a\n",
+     "cluster.bootstrap_token: must be 32 lowercase hex characters"),
 ]
 
 
@@ -127,6 +179,104 @@ def test_the_real_entry_point_exits_2(seed_data, write_lab):
     assert proc.returncode == 2
     assert proc.stderr == "error: vip: 192.168.220.100 is already the IP of machine master01\n"
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("domain", ["cluster.local", "cluster.local.", "local", "k8s-1.example.org",
+                                    ".".join(["a" * 63] * 3) + "." + "b" * 61])
+def test_valid_dns_domains(seed_data, write_lab, capsys, domain):
+    """The guide writes `cluster.local.`: the absolute form is allowed, and up to 253 characters."""
+    seed_data["cluster"]["dns_domain"] = domain
+    assert main(["validate", str(write_lab(seed_data))]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("interface", ["eth1", "enp0s8", "br-0123456789a", "vlan.100", "a"])
+def test_valid_interface_names(seed_data, write_lab, capsys, interface):
+    seed_data["network"]["interface"] = interface
+    assert main(["validate", str(write_lab(seed_data))]) == 0, capsys.readouterr().err
+
+
+def test_a_dns_ip_colliding_with_any_fixed_service_ip_is_refused(seed_data, write_lab, capsys):
+    """Every service IP the lab fixes is checked, not only the kubernetes one."""
+    from harness.validate import fixed_service_ips
+    import ipaddress
+
+    service = ipaddress.IPv4Network(seed_data["cluster"]["service_cidr"])
+    fixed = fixed_service_ips(service)
+    assert fixed, "the kubernetes service IP at least"
+    for holder, ip in fixed.items():
+        seed_data["cluster"]["dns_service_ip"] = str(ip)
+        assert main(["validate", str(write_lab(seed_data))]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cluster.dns_service_ip: {ip} is already") and err.count("\n") == 1
+
+
+def _one_line_exit_2(path, capsys, expected):
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: {expected}"), err
+    assert err.count("\n") == 1, err
+
+
+def test_undecodable_lab_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: s\xe9ed\n".encode("latin-1"))
+    _one_line_exit_2(path, capsys, "is not UTF-8 text (byte 0xe9 at offset 7)")
+
+
+def test_binary_lab_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "lab.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    _one_line_exit_2(path, capsys, "is a binary file (NUL byte at offset 0)")
+
+
+def test_a_lab_file_that_is_a_directory_is_one_line(tmp_path, capsys):
+    _one_line_exit_2(tmp_path, capsys, "cannot read lab file")
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path, capsys):
+    import time
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nname: *a9\n")
+    started = time.monotonic()
+    _one_line_exit_2(path, capsys, "expands to more than 100000 YAML nodes (an alias bomb?)")
+    assert time.monotonic() - started < 5
+
+
+def test_recursive_alias_and_deep_nesting_are_refused(tmp_path, capsys):
+    path = tmp_path / "loop.yaml"
+    path.write_text("name: &a [*a]\n")
+    _one_line_exit_2(path, capsys, "has a recursive YAML alias")
+    path.write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: is nested") and err.count("\n") == 1, err
+
+
+def test_anchors_within_reason_still_work(seed_data, write_lab, capsys):
+    text = write_lab(seed_data).read_text()
+    path = write_lab(text.replace("cluster:", "x-sizes: &sizes {cpus: 1}\ncluster:", 1)
+                     .replace("x-sizes", "resources").replace("{cpus: 1}", "{node: {cpus: 1}}"), "anchors.yaml")
+    assert "resources: &sizes" in path.read_text()
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_empty_lab_file_is_one_line(write_lab, capsys):
+    _one_line_exit_2(write_lab(""), capsys, "a lab file must be a YAML mapping")
+
+
+def test_lab_and_validate_import_in_either_order():
+    """No import circle: harness.lab holds only types; harness.labfile uses both."""
+    for first in ("harness.validate", "harness.lab", "harness.labfile", "harness.cli"):
+        proc = subprocess.run([sys.executable, "-c", f"import {first}; import harness.labfile; "
+                               "import harness.lab as l; assert l.load_lab is harness.labfile.load_lab"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    lab_source = (REPO_ROOT / "harness" / "lab.py").read_text()
+    assert "from harness.validate" not in lab_source and "import validate" not in lab_source
+    assert "from harness.labfile" not in lab_source.split("def __getattr__")[0]
 
 
 def test_good_labs_validate(capsys):
