@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,27 @@ def describe_lab(lab: Lab) -> str:
     versions = ", ".join(f"{n} {c.version}" for n, c in lab.versions.components.items())
     lines.append(f"  versions: {versions}")
     return "\n".join(lines)
+
+
+# Sub-commands that act on a running lab and get the guard first. Plugins mark theirs with
+# `set_defaults(needs_running_lab=True)`; this table covers those registered before that existed.
+NEEDS_RUNNING_LAB = {("scenario", "run")}
+
+
+def _needs_running_lab(args) -> bool:
+    if getattr(args, "needs_running_lab", False):
+        return True
+    return (args.command, getattr(args, f"{args.command}_command", None)) in NEEDS_RUNNING_LAB
+
+
+def require_lab_up(lab_path) -> None:
+    """The one guard before anything that needs the running lab: one line, exit 2, within
+    seconds, naming the machine that is down (the provider's view, then SSH's port)."""
+    from harness.providers import require_up
+    from harness.state import lab_state_dir
+
+    lab = load_lab(lab_path)
+    require_up(lab, lab_state_dir(lab))
 
 
 def cmd_validate(args) -> int:
@@ -78,36 +100,67 @@ def _run_dir(kind: str) -> Path:
 
 
 def cmd_up(args) -> int:
-    """Machines, then the guide's steps in order; on failure, logs first, then teardown unless
-    --keep (kind's "delete the cluster unless asked to retain it")."""
-    from harness import machines, machines_cli
-    from harness.errors import StepError
-    from harness.steps.context import build_context
+    """Machines, then the guide's steps in order. On any failure (a step, a bug, Ctrl-C), logs
+    first, then teardown unless --keep: kubetest2's and kind's "delete the cluster unless asked
+    to retain it". Only a refusal before any machine was touched (preflight) leaves things be."""
+    from harness import machines_cli
     from harness.steps import steps_until
-    from harness.steps.runner import run_steps
 
     lab = load_lab(args.lab)
     steps_until(args.until)  # a bad --until is refused before anything starts
     run_dir = _run_dir("up")
-    status = machines_cli.up_machines(lab, args)
+    try:
+        status = machines_cli.up_machines(lab, args)
+    except UserError:
+        raise  # preflight said no: nothing was created, so there is nothing to tear down
+    except BaseException as exc:
+        return _fail_up(lab, args, run_dir, exc)
     if status or args.only == "machines" or args.until == "machines":
         return status
-    ctx = build_context(lab)
     try:
-        run_steps(ctx, until=args.until, timings_file=run_dir / "step-timings.json")
-    except StepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        logs = machines.collect_logs(lab, run_dir)
-        print(f"logs collected in {logs}", file=sys.stderr)
-        if not args.keep:
-            machines.down(lab)
-        return 1
-    finally:
-        ctx.close()
+        _run_up_steps(lab, args, run_dir)
+    except BaseException as exc:
+        return _fail_up(lab, args, run_dir, exc)
     print(f"step timings: {run_dir / 'step-timings.json'}")
     return 0
 
 
+def _run_up_steps(lab: Lab, args, run_dir: Path) -> None:
+    from harness.steps.context import build_context
+    from harness.steps.runner import run_steps
+
+    ctx = build_context(lab)
+    try:
+        run_steps(ctx, until=args.until, timings_file=run_dir / "step-timings.json")
+    finally:
+        ctx.close()
+
+
+def _fail_up(lab: Lab, args, run_dir: Path, exc: BaseException) -> int:
+    """Logs, then teardown unless --keep; a StepError is reported here (exit 1), anything else
+    is re-raised for main() to report as it always does (exit 2, 130 or a traceback)."""
+    from harness import machines
+    from harness.errors import StepError
+
+    if isinstance(exc, StepError):
+        print(f"error: {exc}", file=sys.stderr)
+    elif isinstance(exc, KeyboardInterrupt):
+        print("interrupted: collecting logs" + ("" if args.keep else ", then tearing the lab down"),
+              file=sys.stderr)
+    else:
+        print(f"up failed: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+    try:
+        logs = machines.collect_logs(lab, run_dir)
+        print(f"logs collected in {logs}", file=sys.stderr)
+    except Exception as log_exc:  # noqa: BLE001 - the failure that matters is `exc`
+        print(f"could not collect logs: {type(log_exc).__name__}: {log_exc}", file=sys.stderr)
+    if args.keep:
+        print(f"--keep: lab {lab.name} left as it is", file=sys.stderr)
+    else:
+        machines.down(lab)
+    if isinstance(exc, StepError):
+        return 1
+    raise exc
 def cmd_check(args) -> int:
     import checks
     from harness.progress import phase
@@ -152,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("check", help="run the core checks against a running lab")
     _lab_arg(p)
-    p.set_defaults(func=cmd_check)
+    p.set_defaults(func=cmd_check, needs_running_lab=True)
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)
@@ -165,12 +218,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`... | head -2`): stop quietly, as a Unix filter does on SIGPIPE.
+        _silence_stdout()
+        return 128 + 13
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if _needs_running_lab(args):
+            require_lab_up(args.lab)
         return args.func(args) or 0
+    except BrokenPipeError:
+        raise
     except UserError as exc:
         if args.verbose:
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Callable
 
@@ -73,3 +74,39 @@ def resolve_provider(lab: Lab, state_dir: Path, requested: str | None = None):
     """`requested`, else the one the lab is already up with, else what this host supports."""
     name = requested or remembered_provider(state_dir) or detect_provider()
     return get_provider(name, lab, state_dir)
+
+
+# --- the lab-is-up guard ----------------------------------------------------------------------
+def _ssh_answers(address: str, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_up(lab: Lab, state_dir: Path, ssh_answers: Callable[[str], bool] = _ssh_answers) -> None:
+    """Refuse, in one line and within seconds, to run something that needs the running lab
+    when it is not up: the provider's own view first (which machine is not running), then
+    port 22 on each lab IP. Every CLI command that needs a running lab calls this first."""
+    command = f"python -m harness up {lab.source}" if lab.source else "python -m harness up LAB"
+    name = remembered_provider(state_dir)
+    if name is None:
+        raise UserError(f"lab {lab.name} is not up (no provider recorded in {state_dir}); "
+                        f"bring it up with `{command}`")
+    states = {s.name: s.state for s in get_provider(name, lab, state_dir).machine_states()}
+    down = [(m.name, states.get(m.name, "not_created")) for m in lab.machines
+            if states.get(m.name) != "running"]
+    if len(down) == len(lab.machines):
+        raise UserError(f"lab {lab.name} is not up: {name} reports no machine running "
+                        f"({', '.join(f'{n} {s}' for n, s in down)}); bring it up with `{command}`")
+    if down:
+        raise UserError(f"lab {lab.name}: machine {down[0][0]} is {down[0][1]} according to {name}"
+                        + (f" (also {', '.join(f'{n} {s}' for n, s in down[1:])})" if down[1:] else "")
+                        + f"; start it with `{command}`")
+    silent = [m for m in lab.machines if not ssh_answers(str(m.ip))]
+    if silent:
+        m = silent[0]
+        raise UserError(f"lab {lab.name}: machine {m.name} is running but {m.ip}:22 does not answer"
+                        + (f" (nor {', '.join(x.name for x in silent[1:])})" if silent[1:] else "")
+                        + f"; see `python -m harness status {lab.source or 'LAB'}`")
