@@ -1,7 +1,13 @@
-"""The theoretical bound of each failover, computed from the lab's own settings.
+"""The theoretical bound of each failover, computed from the lab's own settings, and the one rule
+that judges a measurement against it.
 
 A scenario's report puts its measurement next to one of these, so a trainee can see whether the
 cluster failed over as fast as its configuration allows, and where the rest of the time went.
+Each bound has a direction: an `upper` bound is a ceiling the measurement must stay under (a
+takeover must not take longer), a `lower` bound a floor it must reach (writes must fail for at
+least the outage). `judge` applies the slack rule below, the only place it is written; the
+scenario tests and the reports both call it. The rationale is in docs/scenarios.md ("Bounds and
+the slack rule").
 """
 
 from __future__ import annotations
@@ -19,12 +25,59 @@ ETCD_HEARTBEAT_S = 0.1           # etcd --heartbeat-interval=100 (ms)
 NODE_MONITOR_GRACE_S = 50.0      # kube-controller-manager --node-monitor-grace-period default
 VRRP_SCRIPT_INTERVAL_S = 1.0     # check_haproxy interval in the rendered keepalived.conf
 VRRP_SCRIPT_FALL = 2
+NODE_MONITOR_PERIOD_S = 5.0      # kube-controller-manager --node-monitor-period default
+
+# The slack rule for noisy hosts (docs/scenarios.md, "Bounds and the slack rule"):
+#   allowed = bound × (1 + SLACK_RATIO) + SLACK_S   for an upper bound
+#   allowed = bound × (1 − SLACK_RATIO) − SLACK_S   for a lower bound (never below 0)
+# SLACK_RATIO: the daemons' timers fire late in proportion to how starved the host is.
+# SLACK_S: the instrument's resolution, one poll interval plus one remote command at each end.
+SLACK_RATIO = 0.25
+SLACK_S = 0.5
+
+UPPER, LOWER = "upper", "lower"
 
 
 @dataclass(frozen=True)
 class Bound:
     seconds: float
-    formula: str   # how it was computed, with the lab's numbers in it
+    formula: str              # how it was computed, with the lab's numbers in it
+    direction: str = UPPER    # UPPER: the measurement must not exceed it; LOWER: must reach it
+
+    @property
+    def allowed(self) -> float:
+        """The bound with the slack rule applied, in the bound's direction."""
+        slack = self.seconds * SLACK_RATIO + SLACK_S
+        if self.direction == UPPER:
+            return round(self.seconds + slack, 2)
+        return round(max(self.seconds - slack, 0.0), 2)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    measured: float | None
+    bound: float
+    allowed: float
+    direction: str
+    text: str        # one line a person reads: what was measured against what
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def judge(bound: Bound, measured: float | None, what: str = "measured") -> Verdict:
+    """The measurement against the bound plus the slack rule. A missing measurement fails: a
+    scenario that could not measure proved nothing."""
+    sign = "≤" if bound.direction == UPPER else "≥"
+    if measured is None:
+        return Verdict(False, None, bound.seconds, bound.allowed, bound.direction,
+                       f"{what}: not measured (needs {sign} {bound.allowed:g} s)")
+    ok = measured <= bound.allowed if bound.direction == UPPER else measured >= bound.allowed
+    word = "within" if ok else "OUTSIDE"
+    return Verdict(ok, measured, bound.seconds, bound.allowed, bound.direction,
+                   f"{what} {measured:g} s {word} the {bound.direction} bound {bound.seconds:g} s "
+                   f"(with slack: {sign} {bound.allowed:g} s)")
 
 
 def _parse_duration(text: str) -> float:
@@ -92,8 +145,12 @@ def quorum_lost() -> Bound:
     an election once the members are back."""
     return Bound(QUORUM_OUTAGE_S + ETCD_ELECTION_TIMEOUT_S,
                  f"no quorum for the {QUORUM_OUTAGE_S:g}s outage + election timeout {ETCD_ELECTION_TIMEOUT_S:g}s "
-                 "(writes must fail for at least the outage)")
+                 "(writes must fail for at least that long)", LOWER)
 
 
 def node_not_ready() -> Bound:
-    return Bound(NODE_MONITOR_GRACE_S, f"node-monitor-grace-period {NODE_MONITOR_GRACE_S:g}s")
+    """The node lifecycle controller looks every node-monitor-period and marks a node whose last
+    heartbeat is older than the grace period."""
+    return Bound(NODE_MONITOR_GRACE_S + NODE_MONITOR_PERIOD_S,
+                 f"node-monitor-grace-period {NODE_MONITOR_GRACE_S:g}s + node-monitor-period "
+                 f"{NODE_MONITOR_PERIOD_S:g}s")

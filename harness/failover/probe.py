@@ -154,6 +154,10 @@ class Probe:
             finally:
                 conn.close()
 
+    def elapsed(self) -> float:
+        """Seconds since the probe started, on the clock of its samples."""
+        return round(time.monotonic() - self._started, 3)
+
     def start(self) -> "Probe":
         self._started = time.monotonic()
         for target in (self._read_new, self._read_reused, self._write):

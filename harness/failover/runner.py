@@ -1,5 +1,5 @@
 """Runs one scenario inside the probe, restores the lab, re-runs the steps and the core checks,
-and writes the result (JSON + Markdown) to the run's artifacts folder."""
+judges the result, and writes it (JSON, Markdown and HTML) to the run's artifacts folder."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import checks
+from harness.failover import bounds
 from harness.failover.probe import Probe
 from harness.failover.scenarios import SCENARIOS, Env
-from harness.steps.runner import run_steps
 
 BASELINE_S = 3.0     # probe time before the break, so the report shows the lab healthy first
 SETTLE_S = 8.0       # probe time after the measurement, before restoring
@@ -28,34 +27,94 @@ class ScenarioResult:
     timeline: list = field(default_factory=list)   # (t, stream, ok)
     converged: bool = False
     error: str = ""
+    bound_direction: str = bounds.UPPER
+    measure: str = ""             # which figure the bound governs
+    events: dict = field(default_factory=dict)     # break / restore / end, seconds since probe start
+    convergence_error: str = ""
+    started_at: str = ""          # wall clock, UTC, for the trend page
+
+    @property
+    def bound(self) -> bounds.Bound:
+        return bounds.Bound(self.bound_s, self.bound_formula, self.bound_direction)
+
+    @property
+    def measured(self) -> float | None:
+        value = {**self.probe, **self.facts}.get(self.measure)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
+    def verdict(self) -> bounds.Verdict:
+        return bounds.judge(self.bound, self.measured, self.measure or "measured")
 
     def to_json(self) -> dict:
-        return self.__dict__
+        data = dict(self.__dict__)
+        data["verdict"] = self.verdict.to_json()
+        data["problems"] = problems(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ScenarioResult":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def problems(result: ScenarioResult) -> list[str]:
+    """Everything that makes the scenario fail, one line each; empty: it passed. The scenario
+    tests assert on this, and the reports show it."""
+    out = []
+    if result.error:
+        out.append(f"the scenario itself failed: {result.error}")
+    if not result.converged:
+        out.append(f"the lab did not converge back: {result.convergence_error or 'not run'}")
+    probe = result.probe
+    if probe.get("lost_writes", 0):
+        out.append(f"{probe['lost_writes']} acknowledged writes were lost")
+    if probe.get("acknowledged_writes", 0) <= 0:
+        out.append("the probe wrote nothing: it measured nothing")
+    verdict = result.verdict
+    if not verdict.ok:
+        out.append(verdict.text)
+    scenario = SCENARIOS.get(result.name)
+    if scenario is not None:
+        out += scenario.invariants(result.facts, probe)
+    return out
 
 
 def run_scenario(env: Env, name: str, out_dir: Path | None = None) -> ScenarioResult:
+    import checks
+    from harness.steps.runner import run_steps
+
     scenario = SCENARIOS[name]
     bound = scenario.bound(env)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     probe = Probe(env.lab, env.ctx.pki_dir).start()
-    facts, error = {}, ""
+    facts, error, events = {}, "", {}
     try:
         time.sleep(BASELINE_S)
+        events["break"] = probe.elapsed()
         facts = scenario.act(env)
         time.sleep(SETTLE_S)
     except Exception as exc:  # noqa: BLE001 - recorded; the lab is restored either way
         error = f"{type(exc).__name__}: {exc}"
     finally:
         try:
+            events["restore"] = probe.elapsed()
             scenario.restore(env)
         finally:
             result = probe.stop()
+    events["end"] = round(result.duration_s, 3)
     probe.find_missing(result)
     probe.cleanup()
     outcome = ScenarioResult(name, scenario.title, bound.seconds, bound.formula, facts, result.summary(),
-                             [(s.at, s.stream, s.ok) for s in result.samples], error=error)
-    run_steps(env.ctx)                      # the lab converges back...
-    outcome.facts["converged_checks_s"] = sum(checks.converge(env.ctx).values())  # ...checks pass
-    outcome.converged = True
+                             [(s.at, s.stream, s.ok) for s in result.samples], error=error,
+                             bound_direction=bound.direction, measure=scenario.measure, events=events,
+                             started_at=started_at)
+    try:
+        run_steps(env.ctx)                                          # the lab converges back...
+        outcome.facts["converged_checks_s"] = round(sum(checks.converge(env.ctx).values()), 1)
+        outcome.converged = True                                    # ...and its checks pass
+    except Exception as exc:  # noqa: BLE001 - a scenario that broke the lab for good fails on it
+        outcome.convergence_error = f"{type(exc).__name__}: {str(exc)[:600]}"
     if out_dir:
         write_reports(outcome, out_dir)
     return outcome
@@ -65,12 +124,21 @@ def write_reports(result: ScenarioResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{result.name}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     (out_dir / f"{result.name}.md").write_text(markdown(result))
+    try:
+        from harness.failover.report import write_run_pages
+        write_run_pages(out_dir)
+    except ImportError:   # the `reports` extra (matplotlib) is not installed: JSON and Markdown only
+        pass
 
 
 def markdown(result: ScenarioResult) -> str:
     p = result.probe
+    verdict = result.verdict
+    found = problems(result)
     lines = [f"# {result.title} (`{result.name}`)", "",
-             f"- bound: **{result.bound_s} s** ({result.bound_formula})",
+             f"- verdict: **{'PASS' if not found else 'FAIL'}**",
+             f"- bound: **{result.bound_s} s** ({result.bound_direction}; {result.bound_formula})",
+             f"- judged: {verdict.text}",
              *(f"- {key}: **{value}**" for key, value in result.facts.items()),
              f"- longest API gap: new connections {p['longest_gap_new_s']} s, reused connection "
              f"{p['longest_gap_reused_s']} s, writes {p['longest_gap_write_s']} s",
@@ -79,6 +147,7 @@ def markdown(result: ScenarioResult) -> str:
              f"- lab converged back and passed the core checks: {result.converged}"]
     if result.error:
         lines.append(f"- error during the scenario: `{result.error}`")
+    lines += [f"- problem: {line}" for line in found]
     lines += ["", "## Probe timeline (one character per second: `.` all ok, `x` some failed, ` ` no sample)", ""]
     for stream in ("new", "reused", "write"):
         lines.append(f"    {stream:<7}{_strip(result.timeline, stream, p['duration_s'])}")

@@ -2,18 +2,29 @@
 
 Each `act` breaks one thing, measures what the trainee should look at (VRRP takeover, haproxy
 marking a backend down, a Lease changing hands) and returns those figures; `restore` undoes it.
+`measure` names the one figure the scenario's bound governs, `invariants` what else must hold.
 The runner (harness.failover.runner) wraps every scenario in the probe, restores the lab, re-runs
-the steps and the core checks. Explanations live in docs/scenarios.md, one section per name.
+the steps and the core checks, and judges the result. Explanations live in docs/scenarios.md,
+one section per name. Scenarios with a `drill` can also be broken and left broken for a trainee
+(`python -m harness scenario break|verify|restore NAME`, harness.failover.drills).
+
+Adding a scenario: write `act(env) -> dict` (break, then measure; figures in seconds), a
+`restore(env)`, pick or add a bound in bounds.py, and append a `Scenario(...)` to SCENARIOS with
+`measure=` the key of the governed figure (a key of the facts or of the probe summary) and,
+if it has more to assert, `invariants=` a function (facts, probe) -> list of problems. For a
+drill, add `Drill(breaks, observe, fixed)` to DRILLS under the same name. Add its section
+`## `NAME`` to docs/scenarios.md (a unit test insists).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from harness.failover import bounds
@@ -42,6 +53,20 @@ class Env:
                     if m is not self.vrrp_master)
 
 
+def _no_invariants(facts: dict, probe: dict) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class Drill:
+    """A scenario a trainee breaks and fixes: `breaks` leaves the lab broken (no measuring),
+    `observe` says what to look at and where (never the answer), `fixed` lists what is still
+    wrong with the scenario's own part of the lab (empty: fixed)."""
+    breaks: Callable[[Env], None]
+    observe: str
+    fixed: Callable[[Env], list[str]]
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -49,6 +74,9 @@ class Scenario:
     bound: Callable[[Env], bounds.Bound]
     act: Callable[[Env], dict]
     restore: Callable[[Env], None]
+    measure: str = ""             # the figure the bound governs: a key of facts or probe summary
+    invariants: Callable[[dict, dict], list[str]] = field(default=_no_invariants)
+    drill: Drill | None = None
 
 
 def _sh(env: Env, machine, command: str, check: bool = True):
@@ -57,43 +85,93 @@ def _sh(env: Env, machine, command: str, check: bool = True):
 
 # --- the VIP ---------------------------------------------------------------------------------------
 def _takeover(env: Env, break_master: Callable[[], None], timeout: float = 40) -> dict:
-    """Break the MASTER in a thread; poll both lb machines. `vrrp_takeover_s` runs from the
-    moment the VIP left the MASTER (or the MASTER stopped answering) to the moment it is on the
-    backup: the part VRRP's bound describes. `since_break_s` adds how long the break itself took
-    to reach keepalived (a clean shutdown, for one, first stops other units)."""
+    """Break the MASTER in a thread while both lb machines are sampled, each sample kept as
+    (start, end, held) in seconds since the break (held None: the machine did not answer).
+    The figures come from `takeover_facts`; for a graceful stop (priority 0) `skew_wait_s` is
+    read from the backup's own keepalived journal, one clock, no polling."""
     master, backup = env.vrrp_master, env.vrrp_backup
+    since = _machine_clock(env, backup)
     started = time.monotonic()
-    released: list[float] = []
+    master_obs: list[tuple[float, float, bool | None]] = []
+    backup_obs: list[tuple[float, float, bool | None]] = []
 
-    def watch_master() -> None:
-        # Its own thread: a machine going down may stall an SSH call for seconds.
+    def sample(machine, into: list, done: Callable[[bool | None], bool]) -> None:
         while time.monotonic() - started < timeout:
+            t0 = time.monotonic() - started
             try:
-                if vip_on(env.ctx, [master.name]) != [master.name]:
-                    break
-            except Exception:  # noqa: BLE001 - an unreachable MASTER has released it too
-                break
+                held: bool | None = vip_on(env.ctx, [machine.name]) == [machine.name]
+            except Exception:  # noqa: BLE001 - a machine going down may not answer
+                held = None
+            into.append((round(t0, 3), round(time.monotonic() - started, 3), held))
+            if done(held):
+                return
             time.sleep(0.1)
-        released.append(time.monotonic() - started)
 
+    # Its own thread: a machine going down may stall an SSH call for seconds. It samples until
+    # the MASTER no longer holds the VIP, so a MASTER that keeps it shows up as split-brain.
+    watcher = threading.Thread(target=sample, args=(master, master_obs, lambda held: held is not True),
+                               daemon=True)
     breaker = threading.Thread(target=break_master, daemon=True)
-    watcher = threading.Thread(target=watch_master, daemon=True)
     watcher.start()
     breaker.start()
-    taken = None
-    while time.monotonic() - started < timeout and taken is None:
-        try:
-            if vip_on(env.ctx, [backup.name]) == [backup.name]:
-                taken = time.monotonic() - started
-        except Exception:  # noqa: BLE001 - keep polling until the deadline
-            pass
-        time.sleep(0.1)
-    watcher.join(timeout=30)
-    release_at = released[0] if released else 0.0
+    sample(backup, backup_obs, lambda held: held is True)
+    watcher.join(timeout=timeout)
     breaker.join(timeout=120)
-    return {"vrrp_takeover_s": round(max(taken - release_at, 0.0), 2) if taken else None,
-            "since_break_s": round(taken, 2) if taken else None,
-            "vip_holder": backup.name if taken else "none", "broken": master.name}
+    facts = takeover_facts(master_obs, backup_obs)
+    facts["skew_wait_s"] = skew_wait(_journal_since(env, backup, "keepalived", since))
+    return {**facts, "vip_holder": backup.name if facts["since_break_s"] is not None else "none",
+            "broken": master.name}
+
+
+def takeover_facts(master_obs: list, backup_obs: list) -> dict:
+    """`vrrp_takeover_s`: from the start of the last sample that saw the VIP on the MASTER to the
+    end of the first that saw it on the backup. Never clamped: negative means the backup held the
+    VIP while the MASTER still did, which is split-brain. (It overstates the true takeover by
+    at most one sample on each side, so a negative value is never a sampling artefact.)
+    `since_break_s`: from the break to the end of the first sample that saw it on the backup."""
+    taken = next((obs for obs in backup_obs if obs[2] is True), None)
+    held = [obs for obs in master_obs if obs[2] is True]
+    last_held = max(held, key=lambda obs: obs[0]) if held else None
+    takeover = None
+    if taken is not None:
+        takeover = round(taken[1] - (last_held[0] if last_held else 0.0), 2)
+    return {"vrrp_takeover_s": takeover,
+            "since_break_s": round(taken[1], 2) if taken else None,
+            "master_samples": len(master_obs), "backup_samples": len(backup_obs)}
+
+
+def skew_wait(journal: str) -> float | None:
+    """Seconds from the backup's `Backup received priority 0 advertisement` to its next
+    `Entering MASTER STATE`, from `journalctl -o short-unix` lines: what the skew bound governs."""
+    received = None
+    for line in journal.splitlines():
+        stamp = line.split(" ", 1)[0]
+        try:
+            at = float(stamp)
+        except ValueError:
+            continue
+        if received is None and "received priority 0 advertisement" in line:
+            received = at
+        elif received is not None and "Entering MASTER STATE" in line:
+            return round(at - received, 3)
+    return None
+
+
+def _machine_clock(env: Env, machine) -> float | None:
+    try:
+        return float(_sh(env, machine, "date +%s.%N").stdout.strip())
+    except Exception:  # noqa: BLE001 - without it the journal figure is simply not measured
+        return None
+
+
+def _journal_since(env: Env, machine, unit: str, since: float | None) -> str:
+    if since is None:
+        return ""
+    try:
+        return _sh(env, machine, f"journalctl -u {unit} --since=@{int(since) - 1} -o short-unix --no-pager",
+                   check=False).stdout
+    except Exception:  # noqa: BLE001
+        return ""
 
 
 def _power_off(env: Env) -> dict:
@@ -138,11 +216,7 @@ def _partition(env: Env) -> dict:
     """Drop all lab traffic between the MASTER and every other machine (the host still reaches
     it, so we can watch), and sample both lb machines for the VIP: never on two at once."""
     master, backup = env.vrrp_master, env.vrrp_backup
-    others = [str(m.ip) for m in env.lab.machines if m is not master]
-    rules = " && ".join(f"iptables -I INPUT -s {ip} -j DROP -m comment --comment k8s-ha-lab-partition && "
-                        f"iptables -I OUTPUT -d {ip} -j DROP -m comment --comment k8s-ha-lab-partition"
-                        for ip in others)
-    _sh(env, master, rules)
+    _partition_only(env)
     both, samples, end = 0, [], time.monotonic() + 20
     started = time.monotonic()
     while time.monotonic() < end:
@@ -153,6 +227,13 @@ def _partition(env: Env) -> dict:
     moved = next((t for t, h in samples if h == [backup.name]), None)
     return {"samples": len(samples), "samples_with_vip_on_two_machines": both,
             "vip_on_backup_after_s": moved, "final_holders": samples[-1][1]}
+
+
+def _partition_only(env: Env) -> None:
+    others = [str(m.ip) for m in env.lab.machines if m is not env.vrrp_master]
+    _sh(env, env.vrrp_master, " && ".join(
+        f"iptables -I INPUT -s {ip} -j DROP -m comment --comment k8s-ha-lab-partition && "
+        f"iptables -I OUTPUT -d {ip} -j DROP -m comment --comment k8s-ha-lab-partition" for ip in others))
 
 
 def _heal_partition(env: Env) -> None:
@@ -232,28 +313,38 @@ def _start_etcd(env: Env) -> None:
 
 # --- leader election ----------------------------------------------------------------------------------
 def _kill_leader(env: Env, component: str) -> dict:
+    """SIGKILL the Lease holder, then sample the Lease every half second for the whole bound
+    (with its slack), and at least a few seconds past the handoff, recording every holder: one
+    change of holder is a handoff, more is flapping."""
     via = env.lab.masters[0]
     holder, transitions = lease_holder(env.ctx, component, via)
     leader = next(m for m in env.lab.masters if holder.startswith(m.name))
+    window = max(bounds.leader_handoff().allowed, 1.0)
     seen, started = [holder], time.monotonic()
     _sh(env, leader, f"systemctl kill --signal=SIGKILL {component}")
-    handoff = None
-    while time.monotonic() - started < 60:
+    handoff, samples, failed_samples = None, 0, 0
+    while True:
+        elapsed = time.monotonic() - started
+        if elapsed > window and (handoff is None or elapsed > handoff + 5) or elapsed > window + 30:
+            break
         try:
-            current, count = lease_holder(env.ctx, component, via)
+            current, _ = lease_holder(env.ctx, component, via)
         except Exception:  # noqa: BLE001 - the API may blink; keep sampling
+            failed_samples += 1
             time.sleep(0.5)
             continue
+        samples += 1
         if current != seen[-1]:
             seen.append(current)
-        if current and current != holder and handoff is None:
-            handoff = round(time.monotonic() - started, 2)
-            break
+            if handoff is None and current:
+                handoff = round(time.monotonic() - started, 2)
         time.sleep(0.5)
+    sampled_for = round(time.monotonic() - started, 1)
     scheduled = _schedule_a_pod(env)
     return {"old_leader": holder, "new_leader": seen[-1], "handoff_s": handoff,
             "holders_seen": seen, "lease_transitions": [transitions, lease_holder(env.ctx, component, via)[1]],
-            "new_pod_scheduled_s": scheduled}
+            "lease_sampled_for_s": sampled_for, "lease_samples": samples,
+            "lease_samples_failed": failed_samples, "new_pod_scheduled_s": scheduled}
 
 
 def _schedule_a_pod(env: Env) -> float | None:
@@ -296,28 +387,205 @@ def _restore_node(env: Env) -> None:
     env.ctx.on(victim).close()
 
 
+# --- what must hold besides the bound -------------------------------------------------------------
+def _vip_moved(facts: dict, probe: dict) -> list[str]:
+    takeover = facts.get("vrrp_takeover_s")
+    if takeover is None:
+        return ["the VIP never reached the backup"]
+    if takeover < 0:
+        return [f"split-brain: the backup held the VIP {-takeover:g} s before the MASTER let it go "
+                f"(vrrp_takeover_s {takeover:g})"]
+    return []
+
+
+def _no_split_vip(facts: dict, probe: dict) -> list[str]:
+    problems = []
+    if facts.get("samples", 0) <= 20:
+        problems.append(f"only {facts.get('samples', 0)} samples of the VIP: too few to tell")
+    if facts.get("samples_with_vip_on_two_machines", 0) != 0:
+        problems.append(f"split-brain: {facts['samples_with_vip_on_two_machines']} samples saw the VIP "
+                        "on two machines at once")
+    return problems
+
+
+def _haproxy_back(facts: dict, probe: dict) -> list[str]:
+    return [] if facts.get("haproxy_marked_up_again_s") is not None else \
+        ["haproxy never marked the restarted apiserver UP again"]
+
+
+def _writes_went_on(facts: dict, probe: dict) -> list[str]:
+    acknowledged = probe.get("acknowledged_writes", 0)
+    return [] if acknowledged >= 10 else \
+        [f"only {acknowledged} writes acknowledged: with a quorum left, writes must go on"]
+
+
+def _writes_failed(facts: dict, probe: dict) -> list[str]:
+    return [] if probe.get("failed_requests", 0) > 0 else \
+        ["no request failed: the quorum was not lost"]
+
+
+def _one_clean_handoff(facts: dict, probe: dict) -> list[str]:
+    problems, seen = [], facts.get("holders_seen", [])
+    if not all(seen):
+        problems.append(f"the Lease had no holder at some point: {seen}")
+    if len(seen) > 2:
+        problems.append(f"leader flapping: the Lease changed holder {len(seen) - 1} times: {seen}")
+    elif len(seen) < 2:
+        problems.append(f"the Lease never changed holder: {seen}")
+    before, after = (facts.get("lease_transitions") or [0, 0])[:2]
+    if after - before != 1:
+        problems.append(f"leaseTransitions went from {before} to {after}, not by exactly one")
+    window = bounds.leader_handoff().allowed
+    if facts.get("lease_sampled_for_s", 0) < window:
+        problems.append(f"the Lease was sampled for {facts.get('lease_sampled_for_s', 0):g} s, "
+                        f"less than the bound's {window:g} s: flapping could have gone unseen")
+    if facts.get("new_pod_scheduled_s") is None:
+        problems.append("a new pod was never scheduled: the new leader does not work")
+    return problems
+
+
+def _service_answered(facts: dict, probe: dict) -> list[str]:
+    answered = int(str(facts.get("cluster_ip_answers", "0/0")).split("/")[0])
+    return [] if answered > 0 else [f"the Service never answered: {facts.get('cluster_ip_answers')}"]
+
+
+# --- drills: left broken for a trainee ----------------------------------------------------------------
+def _units_active(env: Env, machine, units: list[str]) -> list[str]:
+    problems = []
+    for unit in units:
+        state = _sh(env, machine, f"systemctl is-active {unit}", check=False).stdout.strip()
+        if state != "active":
+            problems.append(f"{unit} on {machine.name} is {state or 'unknown'}")
+    return problems
+
+
+def _vip_home(env: Env) -> list[str]:
+    holders = vip_on(env.ctx, [m.name for m in env.lab.lbs])
+    want = [env.vrrp_master.name]
+    return [] if holders == want else [f"the VIP is on {holders or 'no machine'}, expected {want}"]
+
+
+def _etcd_whole(env: Env) -> list[str]:
+    first = env.lab.etcd_members[0]
+    out = _etcdctl(env, first, f"endpoint health --endpoints={env.lab.etcd_endpoints}", check=False)
+    text = out.stdout + out.stderr
+    return [f"etcd {m.name} is not healthy" for m in env.lab.etcd_members
+            if f"https://{m.ip}:2379 is healthy" not in text]
+
+
+def _partition_rules(env: Env) -> list[str]:
+    out = _sh(env, env.vrrp_master, "iptables-save", check=False).stdout
+    count = out.count("k8s-ha-lab-partition")
+    return [f"{count} partition rules left on {env.vrrp_master.name}"] if count else []
+
+
+def _node_is_ready(env: Env) -> list[str]:
+    victim = env.lab.nodes[-1]
+    try:
+        ready = node_ready(env.ctx, victim.node_name)
+    except Exception as exc:  # noqa: BLE001
+        return [f"could not read node {victim.node_name}: {exc}"]
+    return [] if ready == "True" else [f"node {victim.node_name} Ready={ready}"]
+
+
+def _halt(env: Env, machine) -> None:
+    env.ctx.on(machine).close()
+    env.provider.halt(machine.name)
+
+
+def _leader_stop(component: str) -> Callable[[Env], None]:
+    def breaks(env: Env) -> None:
+        holder, _ = lease_holder(env.ctx, component, env.lab.masters[0])
+        leader = next(m for m in env.lab.masters if holder.startswith(m.name))
+        _sh(env, leader, f"systemctl stop {component}")
+    return breaks
+
+
+LOOK_VIP = ("Look at which machine carries the VIP (`ip -4 addr` on the lb machines) and at "
+            "`journalctl -u keepalived` on both of them.")
+
+DRILLS = {
+    "master-poweroff": Drill(
+        lambda e: _halt(e, e.vrrp_master),
+        "kubectl through MASTER_URL still answers, but one machine is gone. " + LOOK_VIP +
+        " `vagrant status` (in the lab's state folder) tells which machines run.",
+        lambda e: _vip_home(e)),
+    "haproxy-dies": Drill(
+        lambda e: _sh(e, e.vrrp_master, "systemctl stop haproxy"),
+        "kubectl still answers, yet the VIP has moved. " + LOOK_VIP +
+        " Then look at what keepalived's track scripts check, and at the units on the machine it left.",
+        lambda e: _units_active(e, e.vrrp_master, ["haproxy", "keepalived"]) + _vip_home(e)),
+    "keepalived-stop": Drill(
+        lambda e: _sh(e, e.vrrp_master, "systemctl stop keepalived"),
+        "kubectl still answers, but the VIP is not where the priorities say it belongs. " + LOOK_VIP,
+        lambda e: _units_active(e, e.vrrp_master, ["keepalived"]) + _vip_home(e)),
+    "apiserver-kill": Drill(
+        lambda e: _sh(e, e.lab.masters[0], "systemctl stop kube-apiserver"),
+        "Some kubectl calls through MASTER_URL fail at first, then all succeed. Look at haproxy's "
+        "stats page on the lb machines and at `systemctl status` of the control plane on each master.",
+        lambda e: _units_active(e, e.lab.masters[0], ["kube-apiserver"])),
+    "etcd-one-down": Drill(
+        lambda e: _sh(e, e.lab.etcd_members[-1], "systemctl stop etcd"),
+        "The API keeps working. Ask etcd about its members' health (`etcdctl endpoint health` with "
+        "every endpoint) and read the journal of etcd on the members.",
+        _etcd_whole),
+    "controller-manager-leader-kill": Drill(
+        _leader_stop("kube-controller-manager"),
+        "Controllers still work after a while. Look at the kube-controller-manager Lease in "
+        "kube-system (its holder and leaseTransitions) and at the unit on each master.",
+        lambda e: [p for m in e.lab.masters for p in _units_active(e, m, ["kube-controller-manager"])]),
+    "scheduler-leader-kill": Drill(
+        _leader_stop("kube-scheduler"),
+        "New pods are still scheduled after a while. Look at the kube-scheduler Lease in kube-system "
+        "and at the unit on each master.",
+        lambda e: [p for m in e.lab.masters for p in _units_active(e, m, ["kube-scheduler"])]),
+    "node-poweroff": Drill(
+        lambda e: _halt(e, e.lab.nodes[-1]),
+        "In a minute, one node changes state. Watch `kubectl get nodes` and `kubectl get pods -o wide`, "
+        "and compare `vagrant status` with the lab file.",
+        _node_is_ready),
+    "master-partition": Drill(
+        _partition_only,
+        "kubectl still answers. " + LOOK_VIP + " Then check what the VRRP MASTER can reach "
+        "(ping the other machines from it) and what its packet filter holds.",
+        lambda e: _partition_rules(e) + _vip_home(e)),
+}
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("master-poweroff", "master01 powered off (vagrant halt)",
-             lambda e: bounds.vrrp_priority_zero(e.lab), _power_off, _restore_power),
+             lambda e: bounds.vrrp_priority_zero(e.lab), _power_off, _restore_power,
+             measure="skew_wait_s", invariants=_vip_moved),
     Scenario("master-hard-kill", "master01 killed without a shutdown (docker kill / forced power-off)",
-             lambda e: bounds.vrrp_master_down(e.lab), _hard_kill, _restore_power),
+             lambda e: bounds.vrrp_master_down(e.lab), _hard_kill, _restore_power,
+             measure="since_break_s", invariants=_vip_moved),
     Scenario("haproxy-dies", "haproxy dies on master01",
-             lambda e: bounds.vrrp_track_script(e.lab), _stop_haproxy, _start_haproxy),
+             lambda e: bounds.vrrp_track_script(e.lab), _stop_haproxy, _start_haproxy,
+             measure="since_break_s", invariants=_vip_moved),
     Scenario("keepalived-stop", "keepalived stopped gracefully on master01",
-             lambda e: bounds.vrrp_priority_zero(e.lab), _stop_keepalived, _start_keepalived),
+             lambda e: bounds.vrrp_priority_zero(e.lab), _stop_keepalived, _start_keepalived,
+             measure="skew_wait_s", invariants=_vip_moved),
     Scenario("apiserver-kill", "one kube-apiserver killed",
-             lambda e: bounds.haproxy_backend_down(e.lab), _kill_apiserver, _apiserver_back),
+             lambda e: bounds.haproxy_backend_down(e.lab), _kill_apiserver, _apiserver_back,
+             measure="haproxy_marked_down_s", invariants=_haproxy_back),
     Scenario("etcd-one-down", "one etcd member stopped",
-             lambda e: bounds.etcd_election(), lambda e: _stop_etcd(e, 1), _start_etcd),
+             lambda e: bounds.etcd_election(), lambda e: _stop_etcd(e, 1), _start_etcd,
+             measure="new_leader_elected_after_s", invariants=_writes_went_on),
     Scenario("etcd-quorum-lost", "two etcd members stopped (quorum lost)",
-             lambda e: bounds.quorum_lost(), lambda e: _stop_etcd(e, 2), _start_etcd),
+             lambda e: bounds.quorum_lost(), lambda e: _stop_etcd(e, 2), _start_etcd,
+             measure="longest_gap_write_s", invariants=_writes_failed),
     Scenario("controller-manager-leader-kill", "controller-manager leader killed",
              lambda e: bounds.leader_handoff(), lambda e: _kill_leader(e, "kube-controller-manager"),
-             _leaders_back),
+             _leaders_back, measure="handoff_s", invariants=_one_clean_handoff),
     Scenario("scheduler-leader-kill", "scheduler leader killed",
-             lambda e: bounds.leader_handoff(), lambda e: _kill_leader(e, "kube-scheduler"), _leaders_back),
+             lambda e: bounds.leader_handoff(), lambda e: _kill_leader(e, "kube-scheduler"), _leaders_back,
+             measure="handoff_s", invariants=_one_clean_handoff),
     Scenario("node-poweroff", "node02 powered off",
-             lambda e: bounds.node_not_ready(), _power_off_node, _restore_node),
+             lambda e: bounds.node_not_ready(), _power_off_node, _restore_node,
+             measure="not_ready_after_s", invariants=_service_answered),
     Scenario("master-partition", "master01 cut off the lab network",
-             lambda e: bounds.vrrp_master_down(e.lab), _partition, _heal_partition),
+             lambda e: bounds.vrrp_master_down(e.lab), _partition, _heal_partition,
+             measure="vip_on_backup_after_s", invariants=_no_split_vip),
 )}
+# Each drill joins its scenario by name.
+SCENARIOS = {name: dataclasses.replace(s, drill=DRILLS.get(name)) for name, s in SCENARIOS.items()}
