@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from harness.errors import LabError
 
 VERSIONS_FILE = REPO_ROOT / "versions.yaml"
 SOURCES = ("gomod", "debian", "repo", "release", "dir")
+# Each value ends up in a cache path, a URL or a command line on the machines (image refs go to
+# `ctr` and manifests), so a lab's override is held to the shape of the real thing.
+FIELD_RULES = {
+    "version": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}"), "a version like v1.37.2 or 1.6.20"),
+    "module": (re.compile(r"[a-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*"), "a Go module path"),
+    "package": (re.compile(r"[a-z0-9][a-z0-9+.-]+"), "a Debian package name"),
+    "image": (re.compile(r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"),
+              "an image name without a tag, like k8s-ha-lab.local/pause"),
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,11 @@ def parse_versions(data: dict, where: str = "versions") -> Versions:
             raise LabError(f"{path}.{sorted(unknown)[0]}", "unknown field")
         if not spec.get("version"):
             raise LabError(f"{path}.version", "is required")
+        for key, (pattern, shape) in FIELD_RULES.items():
+            value = spec.get(key)
+            if value is not None and (not isinstance(value, (str, int, float)) or isinstance(value, bool)
+                                      or not pattern.fullmatch(str(value)) or ".." in str(value)):
+                raise LabError(f"{path}.{key}", f"{str(value)[:80]!r} is not {shape}")
         source = spec.get("source")
         if source not in SOURCES:
             raise LabError(f"{path}.source", f"must be one of {', '.join(SOURCES)}, got {source!r}")

@@ -3,6 +3,8 @@ machines (MASTER/BACKUP). Done when the VIP sits on the MASTER and MASTER_URL an
 
 from __future__ import annotations
 
+import shlex
+
 from harness.steps.actions import NotYet, kubectl, run, start_units, sync_files, wait_until
 from harness.steps.context import StepContext
 
@@ -14,7 +16,7 @@ def vip_holders(ctx: StepContext, step: str, candidates=None) -> list[str]:
     carries the VIP right now."""
     lab, holders = ctx.lab, []
     for m in lab.lbs if candidates is None else candidates:
-        out = run(ctx, step, m, f"ip -4 -o addr show dev {lab.interface}", check=False, timeout=15).stdout
+        out = run(ctx, step, m, f"ip -4 -o addr show dev {shlex.quote(lab.interface)}", check=False, timeout=15).stdout
         if f" {lab.vip}/" in out:
             holders.append(m.name)
     return holders

@@ -171,6 +171,20 @@ def test_unknown_version_override(seed_data, write_lab, capsys):
     assert capsys.readouterr().err.startswith("error: versions.kubernets: unknown component")
 
 
+@pytest.mark.parametrize("override,message", [
+    ({"version": "v1.37.2; rm -rf /"}, "versions.kubernetes.version: 'v1.37.2; rm -rf /' is not a version"),
+    ({"version": "../../etc"}, "versions.kubernetes.version: '../../etc' is not a version"),
+    ({"module": "k8s.io/kubernetes $(id)"}, "versions.kubernetes.module: 'k8s.io/kubernetes $(id)' is not a Go module path"),
+    ({"image": "Evil Image"}, "versions.kubernetes.image: 'Evil Image' is not an image name"),
+], ids=["version-shell", "version-path", "module-shell", "image-space"])
+def test_version_overrides_are_held_to_their_shape(seed_data, write_lab, capsys, override, message):
+    """A lab's version overrides reach cache paths and commands on the machines."""
+    seed_data["versions"] = {"kubernetes": override}
+    assert main(["validate", str(write_lab(seed_data))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
 def test_the_real_entry_point_exits_2(seed_data, write_lab):
     """Through `python -m harness`, as a user runs it, not just main()."""
     seed_data["vip"] = "192.168.220.100"
