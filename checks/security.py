@@ -1,9 +1,16 @@
 """Security is part of correctness: no anonymous API access, least privilege for kube-proxy,
-etcd only for the cluster CA's clients, the CA key only on masters."""
+etcd only for the cluster CA's clients, the CA key only on masters.
+
+Every negative check asserts the specific refusal (HTTP 401 Unauthorized, Forbidden for the
+resource, a TLS alert from etcd), never just a failure: a server that is down, or a missing
+binary, fails too and proves nothing. And each runs a positive control in the same check: the
+same request with the right credentials succeeds, so the refusal is about the credentials.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -17,14 +24,27 @@ KUBECTL = "/usr/local/bin/kubectl"
 
 
 def anonymous_is_denied(ctx: StepContext) -> str:
-    """An unauthenticated request through MASTER_URL gets 401, not data."""
+    """An unauthenticated request through MASTER_URL gets 401 Unauthorized, not data; the same
+    request with the admin client certificate gets 200."""
     __tracebackhide__ = True
     m = ctx.lab.masters[0]
-    out = run(ctx, "check:security", m,
-              f"curl -s -o /dev/null -w '%{{http_code}}' --cacert /etc/kubernetes/ssl/ca.pem "
-              f"{ctx.lab.api_url}/api/v1/namespaces/kube-system/secrets", check=False).stdout.strip()
-    assert out == "401", f"anonymous GET of secrets through {ctx.lab.api_url} returned HTTP {out}"
-    return out
+    base = "/root/.k8s-ha-lab-check-admin"
+    url = f"{ctx.lab.api_url}/api/v1/namespaces/kube-system/secrets"
+    curl = f"curl -s -w '\\n%{{http_code}}' --cacert /etc/kubernetes/ssl/ca.pem"
+    ctx.on(m).upload(f"{base}.pem", (ctx.pki_dir / "admin.pem").read_bytes(), 0o600)
+    ctx.on(m).upload(f"{base}-key.pem", (ctx.pki_dir / "admin-key.pem").read_bytes(), 0o600)
+    try:
+        anonymous = run(ctx, "check:security", m, f"{curl} {url}", check=False).stdout.strip()
+        admin = run(ctx, "check:security", m, f"{curl} --cert {base}.pem --key {base}-key.pem {url}",
+                    check=False).stdout.strip()
+    finally:
+        run(ctx, "check:security", m, f"rm -f {base}.pem {base}-key.pem", check=False)
+    body, _, code = anonymous.rpartition("\n")
+    assert code == "401" and '"reason": "Unauthorized"' in body.replace('":"', '": "'), \
+        f"anonymous GET of secrets through {ctx.lab.api_url}: HTTP {code} {body[:200]}"
+    admin_code = admin.rpartition("\n")[2]
+    assert admin_code == "200", f"positive control: the admin cert got HTTP {admin_code} for the same GET"
+    return code
 
 
 def kube_proxy_cannot_list_secrets(ctx: StepContext) -> str:
@@ -39,13 +59,20 @@ def kube_proxy_cannot_list_secrets(ctx: StepContext) -> str:
         allowed = run(ctx, "check:security", m, f"{KUBECTL} --kubeconfig={path} get nodes -o name",
                       check=False)
         denied = run(ctx, "check:security", m, f"{KUBECTL} --kubeconfig={path} get secrets -A", check=False)
+        admin = run(ctx, "check:security", m, f"{KUBECTL} --kubeconfig=/root/.kube/config get secrets -A -o name",
+                    check=False)
     finally:
         run(ctx, "check:security", m, f"rm -f {path}", check=False)
     # the identity works (it may list nodes), so the refusal below is about authorization
     assert allowed.exit_status == 0, f"kube-proxy identity could not even list nodes: {allowed.stderr}"
-    assert denied.exit_status != 0 and "forbidden" in denied.stderr.lower(), \
-        f"kube-proxy listed secrets: {denied.stdout[:200]} {denied.stderr[:200]}"
+    assert denied.exit_status != 0 and FORBIDDEN_SECRETS.search(denied.stderr), \
+        f"kube-proxy listing secrets was not refused as Forbidden: {denied.stdout[:200]} {denied.stderr[:300]}"
+    # positive control: the same command with the admin identity lists them
+    assert admin.exit_status == 0, f"positive control: admin could not list secrets: {admin.stderr[:300]}"
     return denied.stderr.strip()
+
+
+FORBIDDEN_SECRETS = re.compile(r"\(Forbidden\).*cannot list resource \"secrets\"", re.S)
 
 
 def _foreign_client() -> tuple[bytes, bytes, bytes]:
@@ -67,7 +94,41 @@ def _foreign_client() -> tuple[bytes, bytes, bytes]:
     return pki.cert_pem(ca), pki.cert_pem(leaf), pki.key_pem(key)
 
 
+# What etcd's refusal looks like: the client sees the TLS alert etcd sent ("remote error: tls:
+# ..."), and etcd logs the rejected connection with the reason. Anything else (connection
+# refused, a deadline with no TLS error, a missing binary) is not a refusal of the credentials.
+NO_CERT_REFUSED = re.compile(r"remote error: tls: (certificate required|bad certificate|handshake failure)"
+                             r"|rejected connection.*(didn't provide a certificate|certificate required)")
+FOREIGN_CERT_REFUSED = re.compile(r"remote error: tls: (unknown certificate authority|bad certificate)"
+                                  r"|rejected connection.*(signed by unknown authority|failed to verify certificate)")
+
+
+def etcd_attempt(ctx: StepContext, m, cert_args: str) -> tuple[int, str]:
+    """The same etcdctl read with the given client credentials, and the exit status and text of
+    the client plus what etcd logged about connections since (its journal, same machine clock)."""
+    since = run(ctx, "check:security", m, "date +%s", check=False).stdout.strip() or "0"
+    out = run(ctx, "check:security", m,
+              f"/usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 --cacert=/etc/kubernetes/ssl/ca.pem "
+              f"{cert_args} --dial-timeout=3s --command-timeout=5s get / --prefix --keys-only --limit=1",
+              check=False)
+    text = (out.stdout + out.stderr).strip()
+    if out.exit_status != 0:
+        journal = run(ctx, "check:security", m,
+                      f"journalctl -u etcd --since=@{int(since) - 1} --no-pager -o cat | grep -i 'rejected connection' "
+                      "| tail -n 3", check=False).stdout.strip()
+        text = f"{text}\n{journal}".strip()
+    return out.exit_status, text
+
+
+def _refusal(kind: str, status: int, text: str, pattern: re.Pattern) -> None:
+    __tracebackhide__ = True
+    assert status != 0, f"etcd served a client with {kind}: {text[:300]}"
+    assert pattern.search(text), f"etcd did not refuse {kind} with a TLS error; it said: {text[-600:]}"
+
+
 def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
+    """etcd refuses, in the TLS handshake, a client with no certificate and a client whose
+    certificate a foreign CA signed; the same read with the member's own certificate succeeds."""
     __tracebackhide__ = True
     _, cert, key = _foreign_client()
     m = ctx.lab.etcd_members[0]
@@ -75,15 +136,17 @@ def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
     ctx.on(m).upload(f"{base}.pem", cert, 0o644)
     ctx.on(m).upload(f"{base}-key.pem", key, 0o600)
     try:
-        out = run(ctx, "check:security", m,
-                  f"/usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 "
-                  f"--cacert=/etc/kubernetes/ssl/ca.pem --cert={base}.pem --key={base}-key.pem "
-                  "--command-timeout=5s get / --prefix --keys-only --limit=1", check=False)
+        foreign = etcd_attempt(ctx, m, f"--cert={base}.pem --key={base}-key.pem")
+        no_cert = etcd_attempt(ctx, m, "")
+        own = etcd_attempt(ctx, m, "--cert=/etc/etcd/ssl/etcd.pem --key=/etc/etcd/ssl/etcd-key.pem")
     finally:
         run(ctx, "check:security", m, f"rm -f {base}.pem {base}-key.pem", check=False)
-    text = (out.stdout + out.stderr).strip()
-    assert out.exit_status != 0, f"etcd served a client signed by a foreign CA: {text[:300]}"
-    return text
+    # positive control first: with the member's own cert the same read works, so etcd is up, the
+    # binary is there and the server's certificate verifies; the refusals below are about ours
+    assert own[0] == 0, f"positive control: etcdctl with {m.name}'s own cert failed: {own[1][-400:]}"
+    _refusal("a foreign-CA certificate", *foreign, FOREIGN_CERT_REFUSED)
+    _refusal("no client certificate", *no_cert, NO_CERT_REFUSED)
+    return foreign[1]
 
 
 def ca_key_only_on_masters(ctx: StepContext) -> dict[str, bool]:
