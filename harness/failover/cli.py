@@ -1,4 +1,4 @@
-"""`python -m harness scenario list|run NAME [--explain]` for trainees."""
+"""`python -m harness scenario list|run NAME [--explain]|break|verify|restore NAME` for trainees."""
 
 from __future__ import annotations
 
@@ -30,8 +30,40 @@ def _names() -> list[str]:
 def cmd_list(args) -> int:
     from harness.failover.scenarios import SCENARIOS
     for scenario in SCENARIOS.values():
-        print(f"{scenario.name:<32} {scenario.title}")
+        drill = "  (drill)" if scenario.drill else ""
+        print(f"{scenario.name:<32} {scenario.title}{drill}")
     return 0
+
+
+def _drill_lab(args, opened: list):
+    from harness.failover import drills
+    from harness.failover.scenarios import Env
+    from harness.lab import load_lab
+    from harness.providers import resolve_provider
+    from harness.state import lab_state_dir
+    from harness.steps.context import build_context
+
+    lab = load_lab(args.lab)
+    state_dir = lab_state_dir(lab)
+
+    def env():
+        if not opened:
+            opened.append(Env(build_context(lab, state_dir), resolve_provider(lab, state_dir)))
+        return opened[0]
+    return drills.Lab(lab.name, state_dir, env, drills.core_checks_once, drills.converge)
+
+
+def _drill(command: str):
+    def run(args) -> int:
+        from harness.failover import drills
+        from harness.failover.scenarios import SCENARIOS
+        opened: list = []
+        try:
+            return getattr(drills, f"{command}_drill")(_drill_lab(args, opened), args.name, SCENARIOS)
+        finally:
+            for env in opened:
+                env.ctx.close()
+    return run
 
 
 def cmd_run(args) -> int:
@@ -68,3 +100,12 @@ def register(subparsers) -> None:
     p.add_argument("--lab", default=str(REPO_ROOT / "labs" / "seed.yaml"))
     p.add_argument("--explain", action="store_true", help="print what happens inside, first")
     p.set_defaults(func=cmd_run)
+    for command, text in (("break", "break the lab as NAME does and leave it broken (a drill)"),
+                          ("verify", "did the trainee's fix bring the lab back? core checks + NAME's own"),
+                          ("restore", "repair a drill's breakage automatically")):
+        p = sub.add_parser(command, help=text)
+        p.add_argument("name")
+        p.add_argument("--lab", default=str(REPO_ROOT / "labs" / "seed.yaml"))
+        # break needs every machine up (one line, exit 2, otherwise); verify and restore must work
+        # on a lab a drill left with a machine down
+        p.set_defaults(func=_drill(command), needs_running_lab=command == "break")

@@ -61,10 +61,12 @@ def _no_invariants(facts: dict, probe: dict) -> list[str]:
 class Drill:
     """A scenario a trainee breaks and fixes: `breaks` leaves the lab broken (no measuring),
     `observe` says what to look at and where (never the answer), `fixed` lists what is still
-    wrong with the scenario's own part of the lab (empty: fixed)."""
+    wrong with the scenario's own part of the lab (empty: fixed), `restore` repairs it (default:
+    the scenario's own restore)."""
     breaks: Callable[[Env], None]
     observe: str
     fixed: Callable[[Env], list[str]]
+    restore: Callable[[Env], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -501,6 +503,13 @@ def _leader_stop(component: str) -> Callable[[Env], None]:
     return breaks
 
 
+def _start_everywhere(unit: str) -> Callable[[Env], None]:
+    def restore(env: Env) -> None:
+        for m in env.lab.masters:
+            _sh(env, m, f"systemctl start {unit}")
+    return restore
+
+
 LOOK_VIP = ("Look at which machine carries the VIP (`ip -4 addr` on the lb machines) and at "
             "`journalctl -u keepalived` on both of them.")
 
@@ -523,7 +532,8 @@ DRILLS = {
         lambda e: _sh(e, e.lab.masters[0], "systemctl stop kube-apiserver"),
         "Some kubectl calls through MASTER_URL fail at first, then all succeed. Look at haproxy's "
         "stats page on the lb machines and at `systemctl status` of the control plane on each master.",
-        lambda e: _units_active(e, e.lab.masters[0], ["kube-apiserver"])),
+        lambda e: _units_active(e, e.lab.masters[0], ["kube-apiserver"]),
+        lambda e: _sh(e, e.lab.masters[0], "systemctl start kube-apiserver")),
     "etcd-one-down": Drill(
         lambda e: _sh(e, e.lab.etcd_members[-1], "systemctl stop etcd"),
         "The API keeps working. Ask etcd about its members' health (`etcdctl endpoint health` with "
@@ -533,12 +543,14 @@ DRILLS = {
         _leader_stop("kube-controller-manager"),
         "Controllers still work after a while. Look at the kube-controller-manager Lease in "
         "kube-system (its holder and leaseTransitions) and at the unit on each master.",
-        lambda e: [p for m in e.lab.masters for p in _units_active(e, m, ["kube-controller-manager"])]),
+        lambda e: [p for m in e.lab.masters for p in _units_active(e, m, ["kube-controller-manager"])],
+        _start_everywhere("kube-controller-manager")),
     "scheduler-leader-kill": Drill(
         _leader_stop("kube-scheduler"),
         "New pods are still scheduled after a while. Look at the kube-scheduler Lease in kube-system "
         "and at the unit on each master.",
-        lambda e: [p for m in e.lab.masters for p in _units_active(e, m, ["kube-scheduler"])]),
+        lambda e: [p for m in e.lab.masters for p in _units_active(e, m, ["kube-scheduler"])],
+        _start_everywhere("kube-scheduler")),
     "node-poweroff": Drill(
         lambda e: _halt(e, e.lab.nodes[-1]),
         "In a minute, one node changes state. Watch `kubectl get nodes` and `kubectl get pods -o wide`, "
