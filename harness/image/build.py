@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import UserError
-from harness.image.recipe import (CACHE_DIR, CUSTOMIZE_SCRIPT, DEFAULT_MIRROR, INSTALLED_FILES,
-                                  Recipe)
+from harness.image.mirror import debian_mirror
+from harness.image.recipe import CACHE_DIR, CUSTOMIZE_SCRIPT, INSTALLED_FILES, Recipe
 
 Log = Callable[[str], None]
 
@@ -109,7 +109,7 @@ def build_image(recipe: Recipe, force: bool = False, mirror: str | None = None,
     started = time.monotonic()
     if not force and image_exists(recipe.tag):
         return BuildResult(recipe.tag, False, time.monotonic() - started, ())
-    mirror = mirror or os.environ.get("K8S_HA_LAB_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    mirror = debian_mirror(recipe.suite, mirror)  # --mirror, $K8S_HA_LAB_DEBIAN_MIRROR, the host's apt
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     steps: list[str] = []
     if force or not recipe.rootfs_tarball.exists():

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     build = actions.add_parser("build", help="build the node image unless its recipe hash is cached")
     build.add_argument("--force", action="store_true", help="rebuild every layer, ignoring caches")
     build.add_argument("--mirror", help="Debian mirror for debootstrap "
-                                        "(default $K8S_HA_LAB_DEBIAN_MIRROR or deb.debian.org)")
+                                        "(default $K8S_HA_LAB_DEBIAN_MIRROR, else the host's apt sources)")
     build.set_defaults(func=_build)
     status = actions.add_parser("status", help="show the image tag and which caches exist")
     status.set_defaults(func=_status)

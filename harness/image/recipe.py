@@ -15,7 +15,6 @@ from pathlib import Path
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 IMAGE_REPOSITORY = "k8s-ha-lab/node"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 CACHE_DIR = Path(os.environ.get("K8S_HA_LAB_IMAGE_CACHE", "/var/cache/k8s-ha-lab/image"))
 
 # What a lab node needs before any deployment step: systemd as init, sshd for the harness,

@@ -117,10 +117,10 @@ def test_missing_go_is_a_user_error(monkeypatch):
 def test_unreachable_proxy_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(GoRunner, "network_attempts", 2)
     monkeypatch.setattr(GoRunner, "network_wait_max_s", 0.01)
-    go = _fake_go(tmp_path, "echo 'go: k8s.io/kubernetes@v1.35.4: Get \"https://proxy.golang.org/"
+    go = _fake_go(tmp_path, "echo 'go: k8s.io/kubernetes@v1.35.4: Get \"https://goproxy.invalid/"
                             "k8s.io/kubernetes/@v/v1.35.4.info\": dial tcp: lookup "
-                            "proxy.golang.org: no such host'; echo try >> \"$0.count\"; exit 1\n")
-    runner = GoRunner(go, tmp_path, tmp_path / "log", {"GOPROXY": "https://proxy.golang.org"})
+                            "goproxy.invalid: no such host'; echo try >> \"$0.count\"; exit 1\n")
+    runner = GoRunner(go, tmp_path, tmp_path / "log", {"GOPROXY": "https://goproxy.invalid"})
     with pytest.raises(ProxyUnreachable, match="Go module proxy unreachable"):
         runner.run_network(["mod", "download", "x@v1"], "kubernetes v1.35.4")
     assert Path(go + ".count").read_text().count("try") == 2     # retried at the network edge

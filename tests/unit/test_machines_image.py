@@ -58,3 +58,75 @@ def test_customize_disables_what_later_steps_start():
     assert "systemctl disable haproxy.service keepalived.service" in script
     assert "systemctl enable ssh.service containerd.service" in script
     assert "getty" in script
+
+
+# --- the Debian mirror comes from the host's apt sources, never from the repo -----------------
+def _apt(tmp_path, sources_list=None, **parts):
+    apt = tmp_path / "apt"
+    (apt / "sources.list.d").mkdir(parents=True)
+    if sources_list is not None:
+        (apt / "sources.list").write_text(sources_list)
+    for name, text in parts.items():
+        (apt / "sources.list.d" / name.replace("_", ".")).write_text(text)
+    return apt
+
+
+def test_mirror_from_a_one_line_sources_list(tmp_path):
+    from harness.image.mirror import host_debian_mirror
+
+    apt = _apt(tmp_path, "# a comment\n"
+                         "deb-src http://src.example/debian bookworm main\n"
+                         "deb http://security.example/debian-security bookworm-security main\n"
+                         "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main contrib\n")
+    assert host_debian_mirror("bookworm", apt) == "http://mirror.example/debian"
+
+
+def test_mirror_from_deb822_sources_skipping_disabled_and_other_files(tmp_path):
+    from harness.image.mirror import host_debian_mirror
+
+    apt = _apt(tmp_path, None,
+               a_sources="Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\n"
+                         "Components: main\nEnabled: no\n",
+               b_sources="Types: deb deb-src\n# a comment inside the stanza\n"
+                         "URIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+                         "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+                         "Types: deb\nURIs: http://mirror.example/debian-security\n"
+                         "Suites: bookworm-security\nComponents: main\n",
+               c_list_disabled="deb http://ignored.example/debian bookworm main\n")
+    assert host_debian_mirror("bookworm", apt) == "http://mirror.example/debian"
+
+
+def test_mirror_prefers_the_recipe_suite_then_a_debian_layout(tmp_path):
+    from harness.image.mirror import host_debian_mirror
+
+    apt = _apt(tmp_path, "deb https://vendor.example/apt nodistro main\n"
+                         "deb http://trixie.example/debian trixie main\n")
+    assert host_debian_mirror("bookworm", apt) == "http://trixie.example/debian"
+    assert host_debian_mirror("trixie", apt) == "http://trixie.example/debian"
+
+
+def test_no_mirror_anywhere_is_one_line(tmp_path, monkeypatch):
+    import pytest
+
+    from harness.errors import UserError
+    from harness.image.mirror import debian_mirror
+
+    monkeypatch.delenv("K8S_HA_LAB_DEBIAN_MIRROR", raising=False)
+    apt = _apt(tmp_path, "deb cdrom:[Debian 12]/ bookworm main\n")
+    with pytest.raises(UserError, match=r"^Debian mirror: none found in .*; set \$K8S_HA_LAB_DEBIAN_MIRROR"):
+        debian_mirror("bookworm", None, apt)
+    assert debian_mirror("bookworm", "http://given.example/debian", apt) == "http://given.example/debian"
+    monkeypatch.setenv("K8S_HA_LAB_DEBIAN_MIRROR", "http://env.example/debian")
+    assert debian_mirror("bookworm", None, apt) == "http://env.example/debian"
+
+
+def test_no_registry_host_is_written_in_the_repo():
+    """The archive and the module proxy come from the host's apt and Go settings."""
+    import subprocess
+
+    from harness import REPO_ROOT
+
+    hosts = ["deb.debian" + ".org", "proxy.golang" + ".org"]
+    proc = subprocess.run(["git", "grep", "-n", "-I", "-F", *sum((["-e", h] for h in hosts), []),
+                           "--", ".", ":!.git"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert proc.returncode == 1, proc.stdout  # 1: no match
