@@ -63,6 +63,14 @@ def _chain_step_fixtures() -> None:
 _chain_step_fixtures()
 
 
+@pytest.fixture(scope="session")
+def deployed(request):
+    """The lab after every step of harness.steps.STEPS, the add-ons included."""
+    from harness.steps import STEP_NAMES
+
+    return request.getfixturevalue(STEP_NAMES[-1].replace("-", "_"))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """The per-step timing report, next to the JUnit file in the run's artifacts folder."""
     if not _TIMINGS:

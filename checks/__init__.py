@@ -24,6 +24,7 @@ CORE_CHECKS = (
     ("nodes Ready", "control_plane:nodes_ready"),
     ("node CSRs approved", "control_plane:csrs_approved"),
     ("kubelet certs from the cluster CA", "control_plane:kubelet_certs_from_cluster_ca"),
+    ("kubelet serving certs from the cluster CA", "control_plane:kubelet_serving_certs_from_cluster_ca"),
     ("nginx pod per node", "nginx:pods_per_node"),
     ("pod to pod across nodes", "flannel:pod_to_pod"),
     ("nginx on the ClusterIP", "nginx:cluster_ip_from_every_machine"),
@@ -33,6 +34,26 @@ CORE_CHECKS = (
     ("etcd refuses a foreign cert", "security:etcd_refuses_foreign_cert"),
     ("CA key only on masters", "security:ca_key_only_on_masters"),
 )
+
+
+# The add-ons' checks: (name, "module:function", add-on). The quick ones join the core checks
+# wherever the lab has the add-on; the slow ones (a pod deleted, an HPA scaling both ways) run in
+# `python -m harness check` and the full-cluster suite, not after every failover scenario.
+ADDON_CHECKS = (
+    ("DNS from a pod on every node", "dns:resolution_from_every_node", "dns"),
+    ("kubectl top nodes", "metrics:top_nodes", "metrics"),
+    ("kubectl top pods includes CoreDNS", "metrics:top_pods_include_coredns", "metrics"),
+)
+SLOW_CHECKS = (
+    ("DNS answers while a CoreDNS pod is deleted", "dns:answers_while_a_coredns_pod_is_deleted", "dns"),
+    ("HPA scales up under load and back down", "metrics:hpa_scales_up_and_down", "metrics"),
+)
+
+
+def checks_for(lab, slow: bool = False) -> tuple[tuple[str, str], ...]:
+    """The checks that apply to this lab: the core ones, then its add-ons' (and the slow ones)."""
+    extra = ADDON_CHECKS + (SLOW_CHECKS if slow else ())
+    return CORE_CHECKS + tuple((name, target) for name, target, addon in extra if lab.has_addon(addon))
 
 
 def resolve(target: str):
@@ -47,7 +68,7 @@ def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, fl
     import time
 
     waited = {}
-    for name, target in CORE_CHECKS:
+    for name, target in checks_for(ctx.lab):
         check, started = resolve(target), time.monotonic()
         while True:
             try:

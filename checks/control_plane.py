@@ -76,3 +76,23 @@ def kubelet_certs_from_cluster_ca(ctx: StepContext) -> dict[str, str]:
         assert cn == f"system:node:{m.node_name}", f"{m.name}: kubelet cert is for {cn}"
         subjects[m.name] = cn
     return subjects
+
+
+def kubelet_serving_certs_from_cluster_ca(ctx: StepContext) -> dict[str, list[str]]:
+    """Each kubelet serves HTTPS with a cert from the cluster CA (serverTLSBootstrap) that names
+    its node and only its own lab IP: what the apiserver and metrics-server verify."""
+    __tracebackhide__ = True
+    from harness.steps.nodes import SERVING_CERT
+
+    ca = x509.load_pem_x509_certificate((ctx.pki_dir / "ca.pem").read_bytes())
+    seen = {}
+    for m in ctx.lab.nodes:
+        leaf = x509.load_pem_x509_certificate(ctx.on(m).read(SERVING_CERT))
+        assert pki.signed_by(leaf, ca), f"{m.name}: kubelet serving cert not signed by the cluster CA"
+        cn = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert cn == f"system:node:{m.node_name}", f"{m.name}: kubelet serving cert is for {cn}"
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        ips = [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+        assert ips == [str(m.ip)], f"{m.name}: kubelet serving cert names IPs {ips}, want [{m.ip}]"
+        seen[m.name] = ips
+    return seen

@@ -40,6 +40,7 @@ class CertSpec:
     cn: str
     org: str
     sans: tuple[str, ...] = ()
+    ca: str = "ca"                 # the stem of the CA that signs it
 
     def subject(self) -> x509.Name:
         values = {**GUIDE_NAMES, "O": self.org, "CN": self.cn}
@@ -58,6 +59,18 @@ class CertSpec:
 
 
 CA_SPEC = CertSpec("ca", "kubernetes", "k8s")
+# Not in the guide: the aggregation layer's own CA. The apiserver trusts only certificates from it
+# for the X-Remote-User headers it forwards to extension apiservers (metrics-server), so a client
+# cert from the cluster CA can never impersonate users through them. Its key never leaves the
+# harness's state folder: nothing in the cluster signs with it.
+FRONT_PROXY_CA_SPEC = CertSpec("front-proxy-ca", "front-proxy-ca", "k8s")
+CA_SPECS = (CA_SPEC, FRONT_PROXY_CA_SPEC)
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def metrics_server_sans(lab: Lab) -> tuple[str, ...]:
+    """The names the aggregator dials metrics-server by (its Service in kube-system)."""
+    return ("metrics-server.kube-system.svc", f"metrics-server.kube-system.svc.{lab.dns_domain}")
 
 
 def apiserver_sans(lab: Lab, master: Machine) -> tuple[str, ...]:
@@ -84,6 +97,11 @@ def cert_specs(lab: Lab) -> list[CertSpec]:
                           "system:kube-controller-manager"))
     specs.append(CertSpec("kube-scheduler", "system:kube-scheduler", "system:kube-scheduler"))
     specs.append(CertSpec("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "k8s"))
+    # The aggregation layer (metrics-server): the apiserver's proxy client, and metrics-server's
+    # serving certificate, which the APIService trusts through the cluster CA's bundle.
+    specs.append(CertSpec(FRONT_PROXY_CLIENT, FRONT_PROXY_CLIENT, "k8s", ca=FRONT_PROXY_CA_SPEC.stem))
+    if lab.has_addon("metrics"):
+        specs.append(CertSpec("metrics-server", "metrics-server", "k8s", metrics_server_sans(lab)))
     return specs
 
 
@@ -104,9 +122,9 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def build_ca(lab: Lab, key: rsa.RSAPrivateKey) -> x509.Certificate:
+def build_ca(lab: Lab, key: rsa.RSAPrivateKey, spec: CertSpec = CA_SPEC) -> x509.Certificate:
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    return (x509.CertificateBuilder().subject_name(CA_SPEC.subject()).issuer_name(CA_SPEC.subject())
+    return (x509.CertificateBuilder().subject_name(spec.subject()).issuer_name(spec.subject())
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(_now() - dt.timedelta(minutes=5))
             .not_valid_after(_now() + dt.timedelta(hours=lab.pki.expiry_hours))

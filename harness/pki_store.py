@@ -56,17 +56,19 @@ def _fits(cert: x509.Certificate, key, spec: pki.CertSpec, ca: x509.Certificate,
     return (set(have) if have else set()) == (set(want) if want else set())
 
 
-def _ensure_ca(lab: Lab, directory: Path, rotate: bool, result: PkiResult):
-    cert, key = (None, None) if rotate else _load_pair(directory, "ca")
-    if cert is not None and cert.subject == pki.CA_SPEC.subject() and key.key_size == lab.pki.key_size:
-        result.kept.append("ca.pem")
+def _ensure_ca(lab: Lab, directory: Path, rotate: bool, result: PkiResult,
+               spec: pki.CertSpec = pki.CA_SPEC):
+    name = f"{spec.stem}.pem"
+    cert, key = (None, None) if rotate else _load_pair(directory, spec.stem)
+    if cert is not None and cert.subject == spec.subject() and key.key_size == lab.pki.key_size:
+        result.kept.append(name)
         return cert, key
-    existed = (directory / "ca.pem").exists()
+    existed = (directory / name).exists()
     key = pki.new_key(lab.pki.key_size)
-    cert = pki.build_ca(lab, key)
-    pki.write_private(directory / "ca-key.pem", pki.key_pem(key))
-    pki.write_public(directory / "ca.pem", pki.cert_pem(cert))
-    (result.reissued if existed else result.created).append("ca.pem")
+    cert = pki.build_ca(lab, key, spec)
+    pki.write_private(directory / f"{spec.stem}-key.pem", pki.key_pem(key))
+    pki.write_public(directory / name, pki.cert_pem(cert))
+    (result.reissued if existed else result.created).append(name)
     return cert, key
 
 
@@ -89,9 +91,10 @@ def ensure_pki(lab: Lab, directory: Path, rotate: bool = False) -> PkiResult:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     result = PkiResult(directory)
-    ca, ca_key = _ensure_ca(lab, directory, rotate, result)
-    ca_changed = "ca.pem" in result.created + result.reissued
+    cas = {spec.stem: _ensure_ca(lab, directory, rotate, result, spec) for spec in pki.CA_SPECS}
     for spec in pki.cert_specs(lab):
+        ca, ca_key = cas[spec.ca]
+        ca_changed = f"{spec.ca}.pem" in result.created + result.reissued
         cert, key = (None, None) if (rotate or ca_changed) else _load_pair(directory, spec.stem)
         name = f"{spec.stem}.pem"
         if cert is not None and _fits(cert, key, spec, ca, lab.pki.key_size):

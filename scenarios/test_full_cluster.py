@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 import checks
-from checks import control_plane, etcd as etcd_checks, flannel as flannel_checks, nginx, security, vip
+from checks import (control_plane, dns as dns_checks, etcd as etcd_checks, flannel as flannel_checks,
+                    metrics as metrics_checks, nginx, security, vip)
 
 pytestmark = pytest.mark.cluster
 
@@ -62,6 +63,10 @@ def test_kubelet_client_certs_come_from_the_cluster_ca(nodes):
     control_plane.kubelet_certs_from_cluster_ca(nodes)
 
 
+def test_kubelet_serving_certs_come_from_the_cluster_ca(nodes):
+    assert len(control_plane.kubelet_serving_certs_from_cluster_ca(nodes)) == len(nodes.lab.nodes)
+
+
 # --- workload (guide §8) -------------------------------------------------------------------------
 def test_one_nginx_pod_per_node(workload):
     assert len(nginx.pods_per_node(workload)) == len(workload.lab.nodes)
@@ -79,6 +84,29 @@ def test_nginx_answers_on_the_cluster_ip(workload):
 def test_nginx_answers_on_every_node_port_from_every_machine(workload):
     seen = nginx.node_port_from_every_machine(workload)
     assert len(seen) == len(workload.lab.machines) * len(workload.lab.nodes)
+
+
+# --- the intro's add-ons: DNS (kubedns -> CoreDNS), metrics (heapster -> metrics-server) ---------
+def test_dns_answers_from_a_pod_on_every_node(dns):
+    assert len(dns_checks.resolution_from_every_node(dns)) == len(dns.lab.nodes)
+
+
+def test_dns_keeps_answering_while_a_coredns_pod_is_deleted(dns):
+    report = dns_checks.answers_while_a_coredns_pod_is_deleted(dns)
+    assert report["failures"] == 0
+
+
+def test_kubectl_top_nodes_lists_every_node(metrics):
+    assert len(metrics_checks.top_nodes(metrics)) == len(metrics.lab.nodes)
+
+
+def test_kubectl_top_pods_includes_coredns(metrics):
+    assert metrics_checks.top_pods_include_coredns(metrics)
+
+
+def test_hpa_scales_a_cpu_bound_deployment_up_and_back_down(metrics):
+    report = metrics_checks.hpa_scales_up_and_down(metrics)
+    assert report["peak_ready"] >= 2
 
 
 # --- security --------------------------------------------------------------------------------------
@@ -99,7 +127,8 @@ def test_ca_key_only_on_masters(workload):
 
 
 # --- idempotence: a second run of every step changes nothing --------------------------------------
-def test_rerunning_every_step_changes_nothing(workload):
+def test_rerunning_every_step_changes_nothing(deployed):
+    workload = deployed
     from harness.steps.runner import run_steps
 
     before = {step: list(changes) for step, changes in workload.changes.items()}
@@ -109,7 +138,8 @@ def test_rerunning_every_step_changes_nothing(workload):
 
 
 # --- VIP failover (guide §6's check), last because it powers master01 off ---------------------------
-def test_vip_moves_when_the_master_stops_and_comes_back(workload, lab_provider):
+def test_vip_moves_when_the_master_stops_and_comes_back(deployed, lab_provider):
+    workload = deployed
     from harness.steps.actions import NotYet, wait_until
     from harness.steps.runner import run_steps
 

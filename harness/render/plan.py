@@ -12,8 +12,9 @@ from pathlib import Path
 
 from harness import pki_store
 from harness.lab import Lab, Machine
+from harness.pki import FRONT_PROXY_CLIENT
 from harness.render import (BIN_DIR, ETCD_SSL_DIR, FLANNEL_DIR, K8S_DIR, SSL_DIR, UNIT_DIR,
-                            RenderedFile, configs, env, lb, manifests, units)
+                            RenderedFile, addons, configs, env, lb, manifests, units)
 from harness.render.kubeconfig import kubeconfig
 from harness.state import LabSecrets
 
@@ -83,6 +84,9 @@ def _master_files(plan: _Plan, m: Machine, secrets: LabSecrets, local_api: str) 
                            (f"kubernetes-{m.name}-key.pem", "kubernetes-key.pem", SECRET),
                            ("apiserver-kubelet-client.pem", "apiserver-kubelet-client.pem", PUBLIC),
                            ("apiserver-kubelet-client-key.pem", "apiserver-kubelet-client-key.pem", SECRET),
+                           ("front-proxy-ca.pem", "front-proxy-ca.pem", PUBLIC),
+                           (f"{FRONT_PROXY_CLIENT}.pem", f"{FRONT_PROXY_CLIENT}.pem", PUBLIC),
+                           (f"{FRONT_PROXY_CLIENT}-key.pem", f"{FRONT_PROXY_CLIENT}-key.pem", SECRET),
                            (pki_store.SA_PUBLIC, pki_store.SA_PUBLIC, PUBLIC),
                            (pki_store.SA_PRIVATE, pki_store.SA_PRIVATE, SECRET)):
         plan.add(m, "masters", f"{SSL_DIR}/{dst}", plan.pem(src), mode)
@@ -99,6 +103,13 @@ def _master_files(plan: _Plan, m: Machine, secrets: LabSecrets, local_api: str) 
     plan.add(m, "masters", f"{UNIT_DIR}/kube-scheduler.service", units.kube_scheduler_service(lab, m))
     plan.add(m, "masters", f"{K8S_DIR}/addons/rbac.yaml", manifests.rbac_yaml())
     plan.add(m, "workload", f"{K8S_DIR}/addons/nginx-ds.yaml", manifests.nginx_ds_yaml(lab))
+    if lab.has_addon("dns"):
+        plan.add(m, "dns", f"{K8S_DIR}/addons/coredns.yaml", addons.coredns_yaml(lab))
+    if lab.has_addon("metrics"):
+        # Holds metrics-server's serving key in a Secret: root-only on the master.
+        plan.add(m, "metrics", f"{K8S_DIR}/addons/metrics-server.yaml",
+                 addons.metrics_server_yaml(lab, plan.pem("ca.pem"), plan.pem("metrics-server.pem"),
+                                            plan.pem("metrics-server-key.pem")), SECRET)
 
 
 def _node_files(plan: _Plan, m: Machine, secrets: LabSecrets) -> None:

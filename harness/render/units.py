@@ -4,6 +4,7 @@ release. Each flag that differs from the guide is listed in docs/seed-deviations
 from __future__ import annotations
 
 from harness.lab import Lab, Machine
+from harness.pki import FRONT_PROXY_CLIENT
 from harness.render import (BIN_DIR, CNI_CONF_DIR, ETCD_SSL_DIR, FLANNEL_DIR, FLANNEL_SUBNET_FILE,
                             K8S_DIR, SSL_DIR)
 
@@ -94,6 +95,22 @@ def kube_apiserver_service(lab: Lab, machine: Machine) -> str:
         f"--client-ca-file={SSL_DIR}/ca.pem",
         f"--kubelet-client-certificate={SSL_DIR}/apiserver-kubelet-client.pem",
         f"--kubelet-client-key={SSL_DIR}/apiserver-kubelet-client-key.pem",
+        # The kubelets' serving certs come from the cluster CA (serverTLSBootstrap, approved by
+        # the harness), so the apiserver verifies them, dialling the IP the cert names.
+        f"--kubelet-certificate-authority={SSL_DIR}/ca.pem",
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+        # The aggregation layer (metrics-server): the apiserver proxies with its own client
+        # cert from the front-proxy CA and asserts the user in X-Remote-* headers.
+        f"--requestheader-client-ca-file={SSL_DIR}/front-proxy-ca.pem",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={SSL_DIR}/{FRONT_PROXY_CLIENT}.pem",
+        f"--proxy-client-key-file={SSL_DIR}/{FRONT_PROXY_CLIENT}-key.pem",
+        # Masters run flanneld but no kube-proxy: dial the extension apiserver's pod IP, not its
+        # ClusterIP.
+        "--enable-aggregator-routing=true",
         f"--service-account-key-file={SSL_DIR}/service-account.pem",
         f"--service-account-signing-key-file={SSL_DIR}/service-account-key.pem",
         f"--service-account-issuer=https://kubernetes.default.svc.{lab.dns_domain}",
@@ -135,6 +152,9 @@ def kube_controller_manager_service(lab: Lab, machine: Machine) -> str:
         "--controllers=*,bootstrapsigner,tokencleaner",
         "--allocate-node-cidrs=false",
         "--leader-elect=true",
+        # The lab's HPA timing (autoscaling in the lab file); Kubernetes' defaults are 15s and 5m.
+        f"--horizontal-pod-autoscaler-sync-period={lab.autoscaling.sync_period_s}s",
+        f"--horizontal-pod-autoscaler-downscale-stabilization={lab.autoscaling.downscale_stabilization_s}s",
         "--v=2",
     ], after="network-online.target kube-apiserver.service")
 

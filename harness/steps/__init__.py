@@ -24,6 +24,9 @@ STEPS: tuple[StepInfo, ...] = (
     StepInfo("api-ha", "6", "haproxy and the keepalived VIP in front of the masters"),
     StepInfo("nodes", "7", "containerd, kubelet with TLS bootstrapping, kube-proxy"),
     StepInfo("workload", "8", "the nginx-ds DaemonSet and its NodePort Service"),
+    # The intro's promised add-ons, which the guide's text never reaches.
+    StepInfo("dns", "intro", "CoreDNS on the lab's DNS service IP and domain (the guide's kubedns)"),
+    StepInfo("metrics", "intro", "metrics-server behind the aggregation layer (the guide's heapster)"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
 

@@ -183,3 +183,29 @@ def etcdctl(ctx: StepContext, step: str, machine: Machine, args: str, *, check: 
                "--cacert=/etc/kubernetes/ssl/ca.pem --cert=/etc/etcd/ssl/etcd.pem "
                f"--key=/etc/etcd/ssl/etcd-key.pem {args}")
     return run(ctx, step, machine, command, unit="etcd", check=check, timeout=60)
+
+
+def kubectl_apply(ctx: StepContext, step: str, manifest: str) -> bool:
+    """`kubectl apply -f` a manifest already on the first master; True when anything changed."""
+    out = kubectl(ctx, step, f"apply -f {shlex.quote(manifest)}")
+    changed = [line for line in out.stdout.splitlines() if line.strip() and not line.endswith("unchanged")]
+    if changed:
+        ctx.changed(step, f"applied {manifest}: {len(changed)} object(s)")
+    return bool(changed)
+
+
+def wait_deployment(ctx: StepContext, step: str, namespace: str, name: str, *,
+                    timeout: float = 240.0) -> None:
+    """Until every replica of the Deployment's current revision is updated and available."""
+    import json
+
+    def rolled_out():
+        dep = json.loads(kubectl(ctx, step, f"-n {namespace} get deployment {name} -o json").stdout)
+        want, status = dep["spec"].get("replicas", 1), dep.get("status", {})
+        if status.get("observedGeneration", 0) < dep["metadata"]["generation"]:
+            raise NotYet(f"{name}: the controller has not seen generation {dep['metadata']['generation']}")
+        got = {k: status.get(k, 0) for k in ("updatedReplicas", "availableReplicas", "replicas")}
+        if got["updatedReplicas"] != want or got["availableReplicas"] != want or got["replicas"] != want:
+            raise NotYet(f"{name}: {got}, want {want} of each")
+    wait_until(ctx, step, ctx.lab.masters[0], f"deployment {namespace}/{name} rolled out", rolled_out,
+               timeout=timeout, interval=3, command=f"kubectl -n {namespace} get deployment {name}")

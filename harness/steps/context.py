@@ -76,8 +76,10 @@ class StepContext:
         from harness.artifacts.cache import ArtifactCache
         from harness.errors import UserError
 
+        from harness.artifacts.images.builder import ImageBuilder
+
         component = self.lab.versions[component_name]
-        path = ArtifactCache().image_path(component_name, component.version)
+        path = ImageBuilder(ArtifactCache()).archive_path(component)
         if not path.exists():
             raise UserError(f"image {component.image_ref}: not in the artifact cache ({path}); "
                             "run `python -m harness artifacts build`")

@@ -16,7 +16,7 @@ from harness.steps.context import StepContext
 # step name -> module under harness.steps; "machines" is the provider's job, not a module here.
 MODULES = {"hosts": "hosts", "pki": "pki", "etcd": "etcd", "kubectl": "kubectl",
            "flannel": "flannel", "masters": "masters", "api-ha": "api_ha", "nodes": "nodes",
-           "workload": "workload"}
+           "workload": "workload", "dns": "dns", "metrics": "metrics"}
 
 
 def step_function(name: str):

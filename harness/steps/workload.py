@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.steps.actions import NotYet, kubectl, sync_files, wait_until
+from harness.steps.actions import NotYet, kubectl, kubectl_apply, sync_files, wait_until
 from harness.steps.context import StepContext
 
 NAME = "workload"
@@ -14,9 +14,7 @@ MANIFEST = "/etc/kubernetes/addons/nginx-ds.yaml"
 def run_step(ctx: StepContext) -> None:
     first = ctx.lab.masters[0]
     sync_files(ctx, NAME, first)
-    out = kubectl(ctx, NAME, f"apply -f {MANIFEST}")
-    if any(not line.endswith("unchanged") for line in out.stdout.splitlines() if line.strip()):
-        ctx.changed(NAME, "nginx-ds applied")
+    kubectl_apply(ctx, NAME, MANIFEST)
     expected = len(ctx.lab.nodes)
 
     def rolled_out():

@@ -49,14 +49,34 @@ def _leaf_stems(lab):
     return [s.stem for s in pki.cert_specs(lab)]
 
 
-def test_every_leaf_chains_to_the_ca_with_openssl(rendered_seed):
+def test_every_leaf_chains_to_its_ca_with_openssl(rendered_seed):
     pki_dir = rendered_seed.pki_dir
-    for stem in _leaf_stems(rendered_seed.lab):
+    for spec in pki.cert_specs(rendered_seed.lab):
         for purpose in ("sslserver", "sslclient"):
             proc = subprocess.run(["openssl", "verify", "-purpose", purpose, "-CAfile",
-                                   str(pki_dir / "ca.pem"), str(pki_dir / f"{stem}.pem")],
+                                   str(pki_dir / f"{spec.ca}.pem"), str(pki_dir / f"{spec.stem}.pem")],
                                   capture_output=True, text=True)
-            assert proc.returncode == 0 and proc.stdout.strip().endswith(": OK"), (stem, proc.stdout + proc.stderr)
+            assert proc.returncode == 0 and proc.stdout.strip().endswith(": OK"), (spec.stem, proc.stdout + proc.stderr)
+
+
+def test_the_front_proxy_client_is_trusted_only_through_the_front_proxy_ca(rendered_seed):
+    """The aggregation layer's CA is its own: a cert from it is no cluster client, and the
+    cluster CA cannot mint a front-proxy client."""
+    pki_dir = rendered_seed.pki_dir
+    client = _cert(pki_dir, pki.FRONT_PROXY_CLIENT)
+    assert pki.signed_by(client, _cert(pki_dir, "front-proxy-ca"))
+    assert not pki.signed_by(client, _cert(pki_dir, "ca"))
+    assert _cert(pki_dir, "front-proxy-ca").subject != _cert(pki_dir, "ca").subject
+    proc = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile", str(pki_dir / "ca.pem"),
+                           str(pki_dir / f"{pki.FRONT_PROXY_CLIENT}.pem")], capture_output=True, text=True)
+    assert proc.returncode != 0
+
+
+def test_metrics_server_serves_its_service_names(rendered_seed):
+    lab, pki_dir = rendered_seed.lab, rendered_seed.pki_dir
+    leaf = _cert(pki_dir, "metrics-server")
+    for name in pki.metrics_server_sans(lab):
+        PolicyBuilder().store(Store([_cert(pki_dir, "ca")])).build_server_verifier(x509.DNSName(name)).verify(leaf, [])
 
 
 def test_server_certs_verify_for_their_addresses_with_cryptography(rendered_seed):

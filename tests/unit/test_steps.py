@@ -139,9 +139,74 @@ def test_only_pending_bootstrap_csrs_are_approved(ctx):
     assert len(approvals) == 1 and approvals[0].endswith("certificate approve csr-node01")
 
 
+def _serving_request(cn, org="system:nodes", dns=(), ips=()):
+    import base64
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
+        x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, org),
+        x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)]))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    pem = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    return base64.b64encode(pem).decode()
+
+
+def _serving_spec(user, request, usages=("digital signature", "server auth"), groups=("system:nodes",)):
+    return {"username": user, "groups": list(groups), "signerName": nodes.SERVING_SIGNER,
+            "usages": list(usages), "request": request}
+
+
+def test_a_serving_csr_naming_exactly_its_node_is_accepted(ctx):
+    lab = ctx.lab
+    m = lab.machine("master03")       # node03 in Kubernetes: both names are its own
+    spec = _serving_spec("system:node:node03",
+                         _serving_request("system:node:node03", dns=("node03", "master03"), ips=(str(m.ip),)))
+    assert nodes.serving_csr_problem(lab, spec) is None
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"ips": ("192.168.220.201",)}, "IP addresses"),                      # node02's address
+    ({"ips": ("192.168.220.102", "10.254.0.1")}, "IP addresses"),        # one too many
+    ({"dns": ("node03", "k8s-api.virtual.local")}, "DNS names"),
+    ({"cn": "system:node:node01"}, "subject"),
+    ({"org": "system:masters"}, "subject"),
+    ({"user": "system:node:intruder"}, "not a lab node"),
+    ({"groups": ("system:authenticated",)}, "not a lab node"),
+    ({"usages": ("client auth",)}, "usages"),
+])
+def test_a_serving_csr_asking_for_anything_else_is_refused(ctx, change, reason):
+    lab = ctx.lab
+    request = _serving_request(change.get("cn", "system:node:node03"), change.get("org", "system:nodes"),
+                               change.get("dns", ("node03",)), change.get("ips", ("192.168.220.102",)))
+    spec = _serving_spec(change.get("user", "system:node:node03"), request,
+                         change.get("usages", ("digital signature", "server auth")),
+                         change.get("groups", ("system:nodes",)))
+    assert reason in (nodes.serving_csr_problem(lab, spec) or "accepted")
+
+
+def test_serving_csrs_are_approved_or_denied_by_the_node_check(ctx):
+    good = {"metadata": {"name": "csr-good"}, "status": {},
+            "spec": _serving_spec("system:node:node01", _serving_request(
+                "system:node:node01", dns=("node01",), ips=(str(ctx.lab.machine("node01").ip),)))}
+    bad = {"metadata": {"name": "csr-bad"}, "status": {},
+           "spec": _serving_spec("system:node:node01", _serving_request(
+               "system:node:node01", dns=("node01",), ips=(str(ctx.lab.vip),)))}
+    master = ctx.on(ctx.lab.masters[0])
+    master.replies = {"get csr -o json": (0, json.dumps({"items": [good, bad]}), "")}
+    assert nodes.approve_csrs(ctx) == ["csr-good"]
+    assert any(c.endswith("certificate deny csr-bad") for c in master.commands)
+
+
 def test_steps_follow_the_guide_order():
     assert STEP_NAMES == ("machines", "hosts", "pki", "etcd", "kubectl", "flannel", "masters",
-                          "api-ha", "nodes", "workload")
+                          "api-ha", "nodes", "workload", "dns", "metrics")
     assert [s.name for s in steps_until("flannel")][-1] == "flannel"
     with pytest.raises(UserError, match="--until: unknown step 'flanel'"):
         steps_until("flanel")

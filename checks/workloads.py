@@ -1,0 +1,54 @@
+"""The pods the add-on checks ask from: applied on demand (idempotent), then awaited."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from harness.render import K8S_DIR
+from harness.render.check_workloads import NAMESPACE, TOOLBOX, toolbox_yaml
+from harness.steps.actions import NotYet, kubectl, kubectl_apply, wait_until
+from harness.steps.context import StepContext
+
+STEP = "check:workloads"
+MANIFEST_DIR = f"{K8S_DIR}/addons/checks"
+
+
+def apply(ctx: StepContext, name: str, content: str, step: str = STEP) -> bool:
+    """Put a manifest on the first master and apply it; True when anything changed."""
+    path = f"{MANIFEST_DIR}/{name}.yaml"
+    ctx.on(ctx.lab.masters[0]).upload(path, content.encode(), 0o644)
+    return kubectl_apply(ctx, step, path)
+
+
+def ready_pods(ctx: StepContext, label: str, step: str = STEP) -> dict[str, dict]:
+    """node name -> the Running, Ready pod with app=<label> there (one per node at most)."""
+    listing = json.loads(kubectl(ctx, step, f"-n {NAMESPACE} get pods -l app={label} -o json").stdout)
+    pods = {}
+    for pod in listing["items"]:
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in pod["status"].get("conditions", []))
+        if pod["status"].get("phase") == "Running" and ready and not pod["metadata"].get("deletionTimestamp"):
+            pods[pod["spec"]["nodeName"]] = pod
+    return pods
+
+
+def toolbox_pods(ctx: StepContext) -> dict[str, dict]:
+    """One ready toolbox pod on every node, started if it is not there yet."""
+    apply(ctx, TOOLBOX, toolbox_yaml(ctx.lab))
+    want = {m.node_name for m in ctx.lab.nodes}
+
+    def everywhere():
+        pods = ready_pods(ctx, TOOLBOX)
+        if set(pods) != want:
+            raise NotYet(f"toolbox ready on {sorted(pods)}, want {sorted(want)}")
+        return pods
+    return wait_until(ctx, STEP, ctx.lab.masters[0], "a toolbox pod on every node", everywhere,
+                      timeout=120, interval=2, command=f"kubectl -n {NAMESPACE} get pods -l app={TOOLBOX}")
+
+
+def exec_in(ctx: StepContext, pod: dict, script: str, step: str = STEP, timeout: float = 60.0):
+    """Run a shell script in a pod through the API (kubectl exec: apiserver -> kubelet over TLS)."""
+    name = pod["metadata"]["name"]
+    return kubectl(ctx, step, f"-n {pod['metadata']['namespace']} exec {shlex.quote(name)} -- "
+                              f"sh -c {shlex.quote(script)}", check=False, timeout=timeout)
