@@ -2,5 +2,20 @@
 
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parent.parent
+_PACKAGED = Path(__file__).resolve().parent / "_data"  # setup.py copies the repo's files here
+
+
+def _data_root() -> Path:
+    """Where the repo's own files are (vagrant/Vagrantfile, versions.yaml, docs/, labs/): the
+    source checkout, or, in a non-editable install, their copy inside the package, with the
+    same layout."""
+    if (_CHECKOUT / "versions.yaml").is_file() and (_CHECKOUT / "vagrant" / "Vagrantfile").is_file():
+        return _CHECKOUT
+    if (_PACKAGED / "versions.yaml").is_file():
+        return _PACKAGED
+    return _CHECKOUT
+
+
+REPO_ROOT = _data_root()
 __version__ = "0.1.0"
