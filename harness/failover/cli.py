@@ -35,6 +35,21 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """Rebuild a run's HTML pages (scenario pages, index, trend) from its JSON files."""
+    folder = Path(args.folder)
+    if not folder.is_dir() or not any(folder.glob("*.json")):
+        raise UserError(f"scenario report: {folder} holds no scenario JSON (a run's folder, e.g. "
+                        "artifacts/<run>/scenarios)")
+    try:
+        from harness.failover.report import write_run_pages
+    except ImportError as exc:
+        raise UserError(f"scenario report: {exc.name} is missing; pip install -e '.[reports]'") from None
+    index = write_run_pages(folder, Path(args.history) if args.history else None)
+    print(f"wrote {index} and {index.parent / 'trend.html'}")
+    return 0
+
+
 def _drill_lab(args, opened: list):
     from harness.failover import drills
     from harness.failover.scenarios import Env
@@ -100,6 +115,10 @@ def register(subparsers) -> None:
     p.add_argument("--lab", default=str(REPO_ROOT / "labs" / "seed.yaml"))
     p.add_argument("--explain", action="store_true", help="print what happens inside, first")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("report", help="rebuild a run's HTML report from its JSON")
+    p.add_argument("folder", help="the run's scenario folder, e.g. artifacts/<run>/scenarios")
+    p.add_argument("--history", help="where earlier runs' JSON lives (default: the artifacts folder above)")
+    p.set_defaults(func=cmd_report)
     for command, text in (("break", "break the lab as NAME does and leave it broken (a drill)"),
                           ("verify", "did the trainee's fix bring the lab back? core checks + NAME's own"),
                           ("restore", "repair a drill's breakage automatically")):
