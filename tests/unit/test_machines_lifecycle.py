@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness import REPO_ROOT, machines
-from harness.lab import load_lab
+from harness.labfile import load_lab
 from harness.providers.vagrant import MachineState
 from tests.unit.conftest import SMALL
 

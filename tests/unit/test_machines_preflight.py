@@ -8,7 +8,7 @@ import pytest
 
 from harness import machines
 from harness.errors import UserError
-from harness.lab import load_lab
+from harness.labfile import load_lab
 from harness.preflight import Host, sanity_checks
 from tests.unit.conftest import SEED, SMALL
 
