@@ -101,8 +101,11 @@ def cmd_run(args) -> int:
         result = run_scenario(Env(ctx, resolve_provider(lab, lab_state_dir(lab))), args.name, out)
     finally:
         ctx.close()
+    from harness.failover.runner import problems
     print((out / f"{args.name}.md").read_text())
-    return 0 if result.probe["lost_writes"] == 0 and not result.error else 1
+    if (out / f"{args.name}.html").exists():
+        print(f"report: {out / (args.name + '.html')} (index: {out / 'index.html'})")
+    return 0 if not problems(result) else 1
 
 
 def register(subparsers) -> None:

@@ -300,12 +300,14 @@ def artifacts_root(folder: Path) -> Path:
     return folder.parent
 
 
-def write_run_pages(out_dir: Path, root: Path | None = None) -> Path:
-    """Scenario pages for every JSON in the run's folder, its index, and the trend page."""
+def write_run_pages(out_dir: Path, root: Path | None = None, only: str | None = None) -> Path:
+    """Scenario pages for every JSON in the run's folder (or only the scenario `only`, which the
+    runner just wrote), its index, and the trend page."""
     out_dir = Path(out_dir)
     results = load_results(out_dir)
     for result in results:
-        scenario_page(result, out_dir)
+        if only is None or result.name == only:
+            scenario_page(result, out_dir)
     index = index_page(results, out_dir)
     trend_page(root or artifacts_root(out_dir), out_dir)
     return index

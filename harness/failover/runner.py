@@ -126,7 +126,7 @@ def write_reports(result: ScenarioResult, out_dir: Path) -> None:
     (out_dir / f"{result.name}.md").write_text(markdown(result))
     try:
         from harness.failover.report import write_run_pages
-        write_run_pages(out_dir)
+        write_run_pages(out_dir, only=result.name)
     except ImportError:   # the `reports` extra (matplotlib) is not installed: JSON and Markdown only
         pass
 
