@@ -137,6 +137,15 @@ def etcd_election() -> Bound:
                  "(only when the stopped member led)")
 
 
+def member_rejoined() -> Bound:
+    """A replaced member that `systemctl start` reported ready (Type=notify: it has joined and
+    applied its own membership entry) is a follower the leader updates every heartbeat; an
+    election timeout covers a leader change meanwhile."""
+    return Bound(ETCD_ELECTION_TIMEOUT_S + ETCD_HEARTBEAT_S,
+                 f"election timeout {ETCD_ELECTION_TIMEOUT_S:g}s + heartbeat {ETCD_HEARTBEAT_S:g}s "
+                 "(from ready to the leader's revision)")
+
+
 QUORUM_OUTAGE_S = 15.0           # how long the quorum-lost scenario keeps two members down
 
 

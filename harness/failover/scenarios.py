@@ -313,6 +313,79 @@ def _start_etcd(env: Env) -> None:
                timeout=120, unit="etcd")
 
 
+ETCD_UNIT = "/etc/systemd/system/etcd.service"
+
+
+def _members(env: Env, ask) -> list[dict]:
+    return json.loads(_etcdctl(env, ask, "member list -w json").stdout).get("members", [])
+
+
+def _revision(env: Env, ask, member) -> int:
+    out = _etcdctl(env, ask, f"endpoint status -w json --endpoints=https://{member.ip}:2379 "
+                   "--command-timeout=2s").stdout
+    return int(json.loads(out)[0]["Status"]["header"]["revision"])
+
+
+def _rejoin_empty(env: Env, victim, survivor) -> str:
+    """Remove the member, wipe its data, add it back, start it as a member of an existing
+    cluster; returns its new member ID (hex)."""
+    name, peer = env.lab.etcd_name(victim), f"https://{victim.ip}:2380"
+    _sh(env, victim, "systemctl stop etcd && rm -rf /var/lib/etcd/member")
+    for member in _members(env, survivor):
+        if member.get("name") == name or peer in member.get("peerURLs", []):
+            _etcdctl(env, survivor, f"member remove {member['ID']:x}")
+    _etcdctl(env, survivor, f"member add {name} --peer-urls={peer}")
+    # The rendered unit says --initial-cluster-state=new; a joining member needs `existing`. The
+    # steps re-run after the scenario put the rendered unit back (the data dir then decides).
+    _sh(env, victim, f"sed -i 's/--initial-cluster-state=new/--initial-cluster-state=existing/' {ETCD_UNIT} "
+        "&& systemctl daemon-reload")
+    _sh(env, victim, "systemctl start etcd")
+    return next(f"{m['ID']:x}" for m in _members(env, survivor) if m.get("name") == name)
+
+
+def _replace_member(env: Env) -> dict:
+    """One member's data directory is lost: remove it from the cluster, add it back empty, and
+    time how long after it is ready it has caught up with the leader's revision."""
+    members = env.lab.etcd_members
+    leader = _etcd_leader(env, members[0]) or members[0]
+    victim = next(m for m in reversed(members) if m is not leader)
+    survivor = leader
+    old_id = next(f"{m['ID']:x}" for m in _members(env, survivor) if m.get("name") == env.lab.etcd_name(victim))
+    started = time.monotonic()
+    new_id = _rejoin_empty(env, victim, survivor)
+    ready_after = round(time.monotonic() - started, 2)
+    target = _revision(env, survivor, leader)
+    caught_up = measure_until(lambda: _revision(env, survivor, victim) >= target, 60, 0.1)
+    started_members = [m.get("name") for m in _members(env, survivor) if m.get("clientURLs")]
+    return {"replaced": victim.name, "old_member_id": old_id, "new_member_id": new_id,
+            "ready_after_s": ready_after, "leader_revision_at_ready": target,
+            "caught_up_after_s": caught_up, "started_members": sorted(started_members)}
+
+
+def _member_back(env: Env) -> None:
+    """If the scenario stopped half-way, finish the replacement of whichever member is not a
+    healthy, started member; then wait until all are at one revision."""
+    members = env.lab.etcd_members
+    healthy_out = _etcdctl(env, members[0], f"endpoint health --endpoints={env.lab.etcd_endpoints}", check=False)
+    text = healthy_out.stdout + healthy_out.stderr
+    up = [m for m in members if f"https://{m.ip}:2379 is healthy" in text]
+    survivor = up[0] if up else members[0]
+    listed = [m.get("name") for m in _members(env, survivor) if m.get("clientURLs")]
+    for m in members:
+        if m not in up or env.lab.etcd_name(m) not in listed:
+            _rejoin_empty(env, m, survivor)
+    _start_etcd(env)
+
+
+def _member_replaced(facts: dict, probe: dict) -> list[str]:
+    problems = []
+    if facts.get("new_member_id") == facts.get("old_member_id"):
+        problems.append(f"the member kept its ID {facts.get('old_member_id')}: it was not replaced")
+    if len(facts.get("started_members", [])) != 3:
+        problems.append(f"started members after the replacement: {facts.get('started_members')}")
+    return problems
+
+
 # --- leader election ----------------------------------------------------------------------------------
 def _kill_leader(env: Env, component: str) -> dict:
     """SIGKILL the Lease holder, then sample the Lease every half second for the whole bound
@@ -539,6 +612,12 @@ DRILLS = {
         "The API keeps working. Ask etcd about its members' health (`etcdctl endpoint health` with "
         "every endpoint) and read the journal of etcd on the members.",
         _etcd_whole),
+    "etcd-member-replaced": Drill(
+        lambda e: _sh(e, e.lab.etcd_members[-1], "systemctl stop etcd && rm -rf /var/lib/etcd/member"),
+        "The API keeps working, but one etcd member lost its data. Compare `etcdctl member list` with "
+        "`etcdctl endpoint health` over every endpoint, and read that member's etcd journal when you "
+        "try to start it.",
+        _etcd_whole, _member_back),
     "controller-manager-leader-kill": Drill(
         _leader_stop("kube-controller-manager"),
         "Controllers still work after a while. Look at the kube-controller-manager Lease in "
@@ -583,6 +662,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("etcd-one-down", "one etcd member stopped",
              lambda e: bounds.etcd_election(), lambda e: _stop_etcd(e, 1), _start_etcd,
              measure="new_leader_elected_after_s", invariants=_writes_went_on),
+    Scenario("etcd-member-replaced", "one etcd member's data lost: removed, added back empty",
+             lambda e: bounds.member_rejoined(), _replace_member, _member_back,
+             measure="caught_up_after_s", invariants=_member_replaced),
     Scenario("etcd-quorum-lost", "two etcd members stopped (quorum lost)",
              lambda e: bounds.quorum_lost(), lambda e: _stop_etcd(e, 2), _start_etcd,
              measure="longest_gap_write_s", invariants=_writes_failed),

@@ -6,6 +6,7 @@ are tested on their own too.
 """
 
 import copy
+import json
 
 import pytest
 
@@ -180,3 +181,48 @@ def test_leader_kill_samples_the_whole_bound_and_sees_flapping(monkeypatch, seed
     assert facts["holders_seen"] == ["master01_a", "master02_b", "master01_c", "master02_b"]
     assert facts["lease_sampled_for_s"] >= bounds.Bound(0.1, "tiny").allowed
     assert any("flapping" in line for line in scenarios._one_clean_handoff(facts, PROBE))
+
+
+# --- etcd-member-replaced ----------------------------------------------------------------------------
+def test_member_replaced_commands_and_invariants(monkeypatch, seed_lab):
+    members = {"members": [{"ID": 0xA1, "name": "etcd01", "peerURLs": ["https://192.168.220.11:2380"], "clientURLs": ["x"]},
+                           {"ID": 0xB2, "name": "etcd02", "peerURLs": ["https://192.168.220.12:2380"], "clientURLs": ["x"]},
+                           {"ID": 0xC3, "name": "etcd03", "peerURLs": ["https://192.168.220.13:2380"], "clientURLs": ["x"]}]}
+    commands, revisions = [], iter([500, 480, 499, 501])
+
+    class Out:
+        def __init__(self, stdout):
+            self.stdout, self.stderr = stdout, ""
+
+    def etcdctl(env, machine, args, check=True):
+        commands.append(f"etcdctl {args}")
+        if args.startswith("member remove"):
+            members["members"] = [m for m in members["members"] if f"{m['ID']:x}" != args.split()[-1]]
+        elif args.startswith("member add"):
+            members["members"].append({"ID": 0xD4, "name": "etcd03", "peerURLs": [args.split("=")[-1]],
+                                       "clientURLs": ["x"]})
+        elif args.startswith("member list"):
+            return Out(json.dumps(members))
+        elif args.startswith("endpoint status"):
+            return Out(json.dumps([{"Status": {"header": {"revision": next(revisions)}}}]))
+        return Out("")
+
+    monkeypatch.setattr(scenarios, "_etcdctl", etcdctl)
+    monkeypatch.setattr(scenarios, "_sh", lambda env, m, command, check=True: commands.append(f"{m.name}: {command}"))
+    monkeypatch.setattr(scenarios, "_etcd_leader", lambda env, ask, among=None: seed_lab.etcd_members[0])
+    monkeypatch.setattr(scenarios.time, "sleep", lambda s: None)
+    env = scenarios.Env(type("Ctx", (), {"lab": seed_lab})(), None)
+    facts = scenarios._replace_member(env)
+    victim = seed_lab.etcd_members[-1]
+    assert facts["replaced"] == victim.name and facts["old_member_id"] == "c3" and facts["new_member_id"] == "d4"
+    assert commands.index(f"{victim.name}: systemctl stop etcd && rm -rf /var/lib/etcd/member") \
+        < commands.index("etcdctl member remove c3") < commands.index(
+            f"etcdctl member add etcd03 --peer-urls=https://{victim.ip}:2380")
+    assert any("--initial-cluster-state=existing" in c for c in commands)
+    assert facts["leader_revision_at_ready"] == 500 and facts["caught_up_after_s"] is not None
+    assert scenarios._member_replaced(facts, PROBE) == []
+    assert "was not replaced" in scenarios._member_replaced({**facts, "new_member_id": "c3"}, PROBE)[0]
+    assert "started members" in scenarios._member_replaced({**facts, "started_members": ["etcd01"]}, PROBE)[0]
+    slow = result("etcd-member-replaced", {**facts, "caught_up_after_s": 4.0}, bounds.member_rejoined(),
+                  "caught_up_after_s")
+    assert any("OUTSIDE the upper bound" in line for line in problems(slow))
