@@ -226,3 +226,29 @@ def test_member_replaced_commands_and_invariants(monkeypatch, seed_lab):
     slow = result("etcd-member-replaced", {**facts, "caught_up_after_s": 4.0}, bounds.member_rejoined(),
                   "caught_up_after_s")
     assert any("OUTSIDE the upper bound" in line for line in problems(slow))
+
+
+# --- the real sampling loop, with a fake VIP --------------------------------------------------------
+@pytest.mark.parametrize("master_keeps_until, backup_from, split", [(0.3, 0.6, False), (1.0, 0.4, True)])
+def test_takeover_sampling_sees_split_brain(monkeypatch, seed_lab, master_keeps_until, backup_from, split):
+    import time as real_time
+    t0 = []
+
+    def vip_on(ctx, names):
+        now = real_time.monotonic() - t0[0]
+        name = names[0]
+        holds = now < master_keeps_until if name == "master01" else now >= backup_from
+        real_time.sleep(0.02)
+        return [name] if holds else []
+
+    class Out:
+        stdout = ""
+
+    monkeypatch.setattr(scenarios, "vip_on", vip_on)
+    monkeypatch.setattr(scenarios, "_sh", lambda *a, **k: Out())
+    env = scenarios.Env(type("Ctx", (), {"lab": seed_lab})(), None)
+    t0.append(real_time.monotonic())          # the break: the fake VIP's clock starts
+    facts = scenarios._takeover(env, lambda: None, timeout=5)
+    assert facts["since_break_s"] is not None
+    assert (facts["vrrp_takeover_s"] < 0) is split, facts
+    assert bool(scenarios._vip_moved(facts, PROBE)) is split
