@@ -1,7 +1,9 @@
 """Integration: the real artifact cache (built here if absent) holds what versions.yaml pins.
 
 Every binary must report the pinned version, and the image archives must import into a real
-containerd where, with real runc, pause stays up and nginx serves its welcome page over HTTP.
+containerd where, with real runc, pause stays up and nginx serves its welcome page over HTTP;
+metrics-server prints its version from its image, the toolbox runs dig, busybox and getent,
+and CoreDNS answers DNS queries made with the toolbox's dig, host, nslookup and getent.
 For now the containerd runs on this host (a private instance, own socket under /tmp); the lab
 will later run the same check inside a node machine.
 """
@@ -16,8 +18,8 @@ import pytest
 from harness.artifacts import catalog
 from harness.artifacts.cache import ArtifactCache
 from harness.artifacts.cli import run as artifacts_run
-from harness.artifacts.containerd_check import check_images_run
-from harness.artifacts.images.builder import ImageBuilder
+from harness.artifacts.containerd_check import check_addon_images_run, check_images_run
+from harness.artifacts.images.builder import IMAGE_COMPONENTS, ImageBuilder, image_archive_path
 from harness.artifacts.images.oci import check_archive
 from harness.artifacts.verify import check_binary_version
 from harness.versions import load_versions
@@ -42,7 +44,8 @@ def cache() -> ArtifactCache:
 @pytest.fixture(scope="module")
 def built(cache) -> ArtifactCache:
     """Builds whatever the cache lacks (a cold cache takes ~30 min on 2 cores)."""
-    for component in (*catalog.BINARY_COMPONENTS, "pause", "nginx"):
+    # --only <component> builds its binaries first, then the image made of them (coredns).
+    for component in dict.fromkeys((*catalog.BINARY_COMPONENTS, *IMAGE_COMPONENTS)):
         artifacts_run(_args(component), VERSIONS, cache)
     return cache
 
@@ -68,10 +71,22 @@ def test_binaries_are_static(built, component):
         assert "statically linked" in out, out
 
 
-@pytest.mark.parametrize("name", ["pause", "nginx"])
+@pytest.mark.parametrize("name", IMAGE_COMPONENTS)
 def test_image_archive_is_valid(built, name):
     path = ImageBuilder(built).archive_path(VERSIONS[name])
+    assert path == image_archive_path(VERSIONS[name], built)
     assert check_archive(path) == []
+
+
+def test_coredns_has_the_plugins_a_cluster_dns_needs(built):
+    """The Corefile of a cluster DNS uses these; `coredns -plugins` lists what is compiled in."""
+    import subprocess
+    version = VERSIONS["coredns"].version
+    out = subprocess.run([str(built.binary_path("coredns", version, "coredns")), "-plugins"],
+                         capture_output=True, text=True, timeout=30).stdout
+    for plugin in ("kubernetes", "forward", "cache", "loop", "reload", "loadbalance", "health",
+                   "ready", "prometheus", "errors", "hosts", "whoami", "log"):
+        assert plugin in out.split(), plugin
 
 
 def test_images_run_in_real_containerd(built):
@@ -84,3 +99,19 @@ def test_images_run_in_real_containerd(built):
                               (nginx.image_ref, builder.archive_path(nginx)))
     assert any("stays up" in line for line in passed)
     assert any("Welcome to nginx!" in line for line in passed)
+
+
+def test_addon_images_run_in_real_containerd(built):
+    missing = [t for t in ("containerd", "ctr", "runc", "ip") if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (Debian containerd, runc, iproute2)")
+    coredns, ms, toolbox = (VERSIONS[n] for n in ("coredns", "metrics_server", "toolbox"))
+    passed = check_addon_images_run(
+        (coredns.image_ref, image_archive_path(coredns, built)),
+        (ms.image_ref, image_archive_path(ms, built)),
+        (toolbox.image_ref, image_archive_path(toolbox, built)),
+        {"coredns": coredns.version, "metrics_server": ms.version})
+    assert f"{ms.image_ref} --version: {ms.version}" in passed
+    assert any("runs DiG 9." in line for line in passed)
+    assert any("to dig, host, nslookup and getent" in line for line in passed)
+    assert any("CGI" in line for line in passed)

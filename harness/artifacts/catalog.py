@@ -40,6 +40,15 @@ COMPONENT_BINARIES: dict[str, tuple[BinarySpec, ...]] = {
     "flannel": (
         BinarySpec("flanneld", ("--version",), "v{v}"),
     ),
+    # The add-ons' binaries go only into their images (coredns, metrics-server), never onto a
+    # machine; they are cached like the others so that a rebuilt image reuses them.
+    "coredns": (
+        BinarySpec("coredns", ("-version",), "CoreDNS-{v}"),
+    ),
+    "metrics_server": (
+        # prints client-go's gitVersion alone, e.g. "v0.9.0"
+        BinarySpec("metrics-server", ("--version",), "v{v}"),
+    ),
 }
 
 BINARY_COMPONENTS = tuple(COMPONENT_BINARIES)

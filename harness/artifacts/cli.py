@@ -29,15 +29,17 @@ SOURCE_NAMES = ("gomod", "release", "dir")
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "artifacts", help="build, list and verify the cluster binaries and images",
-        description="Binaries (Kubernetes, etcd, flannel) and OCI images (pause, nginx) in "
-                    "the artifact cache ($K8S_HA_LAB_CACHE, default /var/cache/k8s-ha-lab).")
+        description="Binaries (Kubernetes, etcd, flannel, CoreDNS, metrics-server) and OCI "
+                    "images (pause, nginx, coredns, metrics-server, toolbox) in the artifact "
+                    "cache ($K8S_HA_LAB_CACHE, default /var/cache/k8s-ha-lab).")
     parser.add_argument("action", choices=("build", "list", "verify"))
     parser.add_argument("--source", choices=SOURCE_NAMES,
                         help="where binaries come from (default: each component's source in "
                              "versions.yaml)")
     parser.add_argument("--dir", type=Path, help="directory of binaries for --source dir")
     parser.add_argument("--only", metavar="COMPONENT",
-                        help="one component (kubernetes, etcd, flannel, pause, nginx) or binary")
+                        help="one component (kubernetes, etcd, flannel, coredns, "
+                             "metrics_server, pause, nginx, toolbox) or binary")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     parser.add_argument("--runtime", action="store_true",
                         help="verify: also import and run the images in a private containerd")
@@ -56,12 +58,18 @@ def run(args: argparse.Namespace, versions: Versions | None = None,
 
 
 def _selection(only: str | None) -> tuple[dict[str, list[str]], list[str]]:
-    """(component -> binaries, image components) chosen by --only."""
-    if only in IMAGE_COMPONENTS:
-        return {}, [only]
-    if only:
-        return catalog.select(only, also_known=IMAGE_COMPONENTS), []
-    return catalog.select(None), list(IMAGE_COMPONENTS)
+    """(component -> binaries, image components) chosen by --only.
+
+    A component with both (coredns, metrics_server) selects both, binaries first: the image is
+    made of the binary. Its binary's name (metrics-server) selects both too.
+    """
+    if not only:
+        return catalog.select(None), list(IMAGE_COMPONENTS)
+    binaries: dict[str, list[str]] = {}
+    if only not in IMAGE_COMPONENTS or only in catalog.COMPONENT_BINARIES:
+        binaries = catalog.select(only, also_known=IMAGE_COMPONENTS)
+    images = [c for c in IMAGE_COMPONENTS if c == only or c in binaries]
+    return binaries, images
 
 
 def source_for(component: Component, args: argparse.Namespace,
@@ -151,6 +159,12 @@ def _verify(args, versions, cache, progress, binaries, images) -> int:
     if args.runtime and not failures and {"pause", "nginx"} <= set(archives):
         from harness.artifacts.containerd_check import check_images_run
         for passed in check_images_run(archives["pause"], archives["nginx"]):
+            progress.done("containerd", "", passed)
+    if args.runtime and not failures and {"coredns", "metrics_server", "toolbox"} <= set(archives):
+        from harness.artifacts.containerd_check import check_addon_images_run
+        pinned = {name: versions[name].version for name in ("coredns", "metrics_server")}
+        for passed in check_addon_images_run(archives["coredns"], archives["metrics_server"],
+                                             archives["toolbox"], pinned):
             progress.done("containerd", "", passed)
     if failures:
         raise UserError(f"artifacts verify: {len(failures)} problem(s): {failures[0]}"

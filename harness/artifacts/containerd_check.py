@@ -200,3 +200,142 @@ def check_images_run(pause: tuple[str, Path], nginx: tuple[str, Path]) -> list[s
             raise UserError(f"{nginx[0]}: GET / did not return the welcome page: {body[:80]!r}")
         passed.append(f"{nginx[0]} serves 'Welcome to nginx!' on :80")
     return passed
+
+
+# ---- the add-on images: coredns, metrics-server, toolbox ------------------------------------
+
+# CoreDNS answers from its hosts plugin for lab.test and with whoami for anything else. The
+# address in the answer is only data: nothing is ever sent to it.
+PROBE_NAME = "probe.lab.test"
+PROBE_ADDRESS = "127.0.0.42"
+COREFILE = f"""\
+lab.test:53 {{
+    hosts {{
+        {PROBE_ADDRESS} {PROBE_NAME}
+    }}
+    log
+}}
+.:53 {{
+    whoami
+    log
+}}
+"""
+# The toolbox's own programs, run in the coredns container's netns with a resolv.conf pointing
+# at it: BIND's dig, host and nslookup, glibc's getent (nsswitch "hosts: files dns"), busybox.
+TOOLBOX_DNS_SCRIPT = f"""\
+for i in $(seq 1 100); do
+    dig +time=1 +tries=1 @127.0.0.1 {PROBE_NAME} >/dev/null && break; sleep 0.2
+done
+echo "dig: $(dig +short @127.0.0.1 {PROBE_NAME} A)"
+echo "host: $(host -t A {PROBE_NAME} 127.0.0.1 | grep 'has address')"
+echo "nslookup: $(nslookup {PROBE_NAME} 127.0.0.1 | grep -A1 '^Name:' | tail -n 1)"
+echo "getent: $(getent hosts {PROBE_NAME})"
+echo "whoami: $(dig +noall +additional @127.0.0.1 anything.example | tr '\\n' ' ')"
+mkdir -p /tmp/www/cgi-bin
+printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho "cgi $((6 * 7))"\\n' \\
+    >/tmp/www/cgi-bin/burn
+chmod 755 /tmp/www/cgi-bin/burn
+httpd -p 127.0.0.1:8080 -h /tmp/www
+echo "cgi: $(wget -q -O - http://127.0.0.1:8080/cgi-bin/burn)"
+"""
+TOOLBOX_TOOLS_SCRIPT = """\
+dig -v 2>&1
+busybox 2>&1 | head -n 1
+getent passwd nobody
+wget --help 2>&1 | head -n 1
+test -x /usr/sbin/httpd && echo httpd present
+"""
+
+
+def run_once(daemon: PrivateContainerd, ref: str, container_id: str, args: list[str],
+             netns: Path | None = None, mounts: tuple[str, ...] = (),
+             timeout: float = 60) -> str:
+    """`ctr run --rm`: the command's stdout and stderr; raises if it exits non-zero."""
+    flags = ["run", "--rm"]
+    if netns:
+        flags += ["--with-ns", f"network:{netns}"]
+    for mount in mounts:
+        flags += ["--mount", mount]
+    proc = daemon.ctr([*flags, ref, container_id, *args], check=False, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise UserError(f"{ref}: `{' '.join(args)}` exited {proc.returncode}: "
+                        f"{output.strip()[-300:]!r}")
+    return output
+
+
+def _bind(src: Path, dst: str) -> str:
+    return f"type=bind,src={src},dst={dst},options=rbind:ro"
+
+
+def check_addon_images_run(coredns: tuple[str, Path], metrics_server: tuple[str, Path],
+                           toolbox: tuple[str, Path], versions: dict[str, str]) -> list[str]:
+    """Imports the three add-on archives into a private containerd and runs them with runc.
+
+    versions: component -> pinned version ("coredns", "metrics_server"). metrics-server must
+    print its version as the image's user; the toolbox runs dig, busybox and getent; CoreDNS
+    serves DNS in a fresh netns, queried there by the toolbox with dig, host, nslookup and
+    getent. Returns one line per check passed; raises UserError on the first failure.
+    """
+    passed = []
+    netns_name = f"k8s-ha-lab-dns-{int(time.time())}"
+    with private_containerd() as daemon:
+        for ref, archive in (coredns, metrics_server, toolbox):
+            daemon.import_archive(archive)
+            if ref not in daemon.image_refs():
+                raise UserError(f"ctr images import {archive} did not create {ref}")
+            passed.append(f"imported {ref}")
+
+        out = run_once(daemon, metrics_server[0], "art-ms-version",
+                       ["/metrics-server", "--version"])
+        if out.strip() != versions["metrics_server"]:
+            raise UserError(f"{metrics_server[0]}: --version printed {out.strip()[:80]!r}, "
+                            f"expected {versions['metrics_server']}")
+        passed.append(f"{metrics_server[0]} --version: {out.strip()}")
+
+        out = run_once(daemon, coredns[0], "art-coredns-version", ["/coredns", "-version"])
+        expected = f"CoreDNS-{versions['coredns'].lstrip('v')}"
+        if expected not in out:
+            raise UserError(f"{coredns[0]}: -version printed {out.strip()[:80]!r}")
+        passed.append(f"{coredns[0]} -version: {expected}")
+
+        out = run_once(daemon, toolbox[0], "art-toolbox-tools", ["sh", "-c", TOOLBOX_TOOLS_SCRIPT])
+        for needle in ("DiG 9.", "BusyBox v1.", "nobody:x:65534:65534", "httpd present"):
+            if needle not in out:
+                raise UserError(f"{toolbox[0]}: {needle!r} not in the output of the tools: "
+                                f"{out.strip()[:300]!r}")
+        passed.append(f"{toolbox[0]} runs {out.splitlines()[0].strip()}, busybox, getent")
+
+        conf_dir = daemon.dir / "coredns"
+        conf_dir.mkdir()
+        (conf_dir / "Corefile").write_text(COREFILE)
+        (conf_dir / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1\n")
+        with network_namespace(netns_name) as netns:
+            daemon.ctr(["run", "-d", "--with-ns", f"network:{netns}",
+                        "--mount", _bind(conf_dir, "/etc/coredns"),
+                        coredns[0], "art-coredns", "/coredns", "-conf", "/etc/coredns/Corefile"])
+            try:
+                out = run_once(daemon, toolbox[0], "art-toolbox-dns",
+                               ["sh", "-c", TOOLBOX_DNS_SCRIPT], netns=netns,
+                               mounts=(_bind(conf_dir / "resolv.conf", "/etc/resolv.conf"),))
+            finally:
+                status = daemon.stop_task("art-coredns", "SIGTERM")
+        answers = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        wanted = {"dig": PROBE_ADDRESS, "host": PROBE_ADDRESS, "nslookup": PROBE_ADDRESS,
+                  "getent": PROBE_ADDRESS}
+        for tool, address in wanted.items():
+            if address not in answers.get(tool, ""):
+                raise UserError(f"{coredns[0]}: {tool} in {toolbox[0]} did not resolve "
+                                f"{PROBE_NAME} to {address}: {out.strip()[-400:]!r}")
+        if answers.get("cgi", "").strip() != "cgi 42":
+            raise UserError(f"{toolbox[0]}: busybox httpd did not run the CGI script, wget got "
+                            f"{answers.get('cgi', '')!r}: {out.strip()[-300:]!r}")
+        passed.append(f"{toolbox[0]} serves a CGI with busybox httpd, fetched with wget")
+        if "127.0.0.1" not in answers.get("whoami", ""):
+            raise UserError(f"{coredns[0]}: the whoami plugin gave no answer: {out[-300:]!r}")
+        passed.append(f"{coredns[0]} answers {PROBE_NAME} -> {PROBE_ADDRESS} to dig, host, "
+                      f"nslookup and getent in {toolbox[0]}")
+        if status != 0:
+            raise UserError(f"{coredns[0]}: exit status {status} on SIGTERM, expected 0")
+        passed.append(f"{coredns[0]} exits 0 on SIGTERM")
+    return passed

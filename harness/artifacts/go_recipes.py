@@ -1,8 +1,9 @@
 """How each Go-built component is compiled: modules, main packages, tags and version ldflags.
 
 The flags follow each project's own release build (Kubernetes: hack/lib/golang.sh and
-hack/lib/version.sh; etcd: scripts/build-binary; flannel: its Makefile), minus what needs their
-git checkout, so `--version` prints the pinned version as a release binary would.
+hack/lib/version.sh; etcd: scripts/build-binary; flannel, CoreDNS and metrics-server: their
+Makefiles), minus what needs their git checkout, so `--version` prints the pinned version as a
+release binary would.
 """
 
 from __future__ import annotations
@@ -61,6 +62,22 @@ def _flannel_ldflags(version: str) -> list[str]:
     return [f"-X github.com/flannel-io/flannel/pkg/version.Version={version}"]
 
 
+def _coredns_ldflags(version: str) -> list[str]:
+    # CoreDNS's Makefile stamps only coremain.GitCommit; the version is the constant
+    # coremain.CoreVersion ("1.15.0"), printed by `coredns -version` as "CoreDNS-1.15.0".
+    return [f"-X github.com/coredns/coredns/coremain.GitCommit=module-{version}"]
+
+
+def _metrics_server_ldflags(version: str) -> list[str]:
+    # metrics-server's Makefile stamps k8s.io/client-go/pkg/version (not component-base):
+    # `metrics-server --version` prints version.Get().GitVersion of client-go.
+    package = "k8s.io/client-go/pkg/version"
+    return [f"-X {package}.gitVersion={version}",
+            f"-X {package}.gitCommit=module-{version}",
+            f"-X {package}.gitTreeState=clean",
+            f"-X {package}.buildDate=1970-01-01T00:00:00Z"]
+
+
 KUBE_CMDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
              "kube-proxy", "kubectl")
 
@@ -93,5 +110,23 @@ GO_RECIPES: dict[str, GoRecipe] = {
         published=lambda version: (lambda path: None),
         # pkg/backend/udp on amd64 calls C (proxy.c): it does not compile with CGO_ENABLED=0.
         cgo=True,
+    ),
+    "coredns": GoRecipe(
+        component="coredns",
+        # The main package is the module root; core/plugin/zplugin.go (the plugin list from
+        # plugin.cfg) is generated and committed upstream, so no `go generate` is needed.
+        modules=("github.com/coredns/coredns",),
+        packages={"coredns": "github.com/coredns/coredns"},
+        tags=(),
+        ldflags=_coredns_ldflags,
+        published=lambda version: (lambda path: None),
+    ),
+    "metrics_server": GoRecipe(
+        component="metrics_server",
+        modules=("sigs.k8s.io/metrics-server",),
+        packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
+        tags=(),
+        ldflags=_metrics_server_ldflags,
+        published=lambda version: (lambda path: None),
     ),
 }

@@ -101,8 +101,10 @@ def image_blobs(spec: ImageSpec) -> tuple[dict, dict[str, bytes]]:
     """(index.json object, digest -> blob) for a single-layer linux/amd64 image."""
     raw = layer_tar(spec.entries)
     layer = gzip_deterministic(raw)
-    container_config: dict = {"Env": spec.env, "Entrypoint": spec.entrypoint,
-                              "WorkingDir": spec.working_dir}
+    container_config: dict = {"Env": spec.env, "WorkingDir": spec.working_dir}
+    if spec.entrypoint:
+        # An image with only a Cmd (toolbox: ["sh"]) has no Entrypoint at all.
+        container_config["Entrypoint"] = spec.entrypoint
     if spec.cmd:
         container_config["Cmd"] = spec.cmd
     if spec.user:
