@@ -98,18 +98,24 @@ def explanation_html(name: str) -> str:
 # --- the timeline ---------------------------------------------------------------------------------
 def marks(result: ScenarioResult) -> dict[str, float]:
     """When the break, the takeover, the restore and the bound happened, in seconds since the
-    probe started. The takeover is the break plus the figure measured from it (the scenario's
-    `since_break_s` where it has one); the bound is the break plus the bound."""
+    probe started. The takeover is the break plus the figure measured from it (`since_break_s`
+    where the scenario has one, else the governed figure). The bound is drawn where the interval
+    it governs began plus the bound: the takeover minus the governed figure (for a graceful VRRP
+    takeover, the priority-0 advert), which is the break itself when the figure runs from it."""
     events = result.events or {}
     found = {}
     if "break" in events:
         found["break"] = events["break"]
         since = result.facts.get("since_break_s")
         took = since if isinstance(since, (int, float)) else result.measured
+        measured = result.measured
         if isinstance(took, (int, float)) and result.bound_direction == bounds.UPPER:
             found["takeover"] = events["break"] + took
         if result.bound_direction == bounds.UPPER:
-            found["bound"] = events["break"] + result.bound_s
+            begins = events["break"]
+            if "takeover" in found and isinstance(measured, (int, float)) and 0 <= measured <= took:
+                begins = found["takeover"] - measured
+            found["bound"] = begins + result.bound_s
     if "restore" in events:
         found["restore"] = events["restore"]
     return found
@@ -125,9 +131,9 @@ def timeline_plot(result: ScenarioResult, path: Path) -> Path:
             ax.scatter(times, [row] * len(times), marker="|", s=260, linewidths=1.6,
                        color=OK_COLOR if ok else FAIL_COLOR, label=None)
     found = marks(result)
-    if "break" in found and "bound" in found:
-        allowed_end = found["break"] + bounds.Bound(result.bound_s, "", result.bound_direction).allowed
-        ax.axvspan(found["bound"], allowed_end, color="#9e9e9e", alpha=0.18, label="slack")
+    if "bound" in found:
+        slack = bounds.Bound(result.bound_s, "", result.bound_direction).allowed - result.bound_s
+        ax.axvspan(found["bound"], found["bound"] + slack, color="#9e9e9e", alpha=0.18, label="slack")
     for key, at in found.items():
         color, label = MARKS[key]
         style = ":" if key == "bound" else "-"

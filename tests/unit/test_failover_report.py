@@ -91,8 +91,11 @@ def test_a_failed_run_says_why(artifacts):
 def test_marks_on_the_timeline(artifacts):
     result = next(r for r in report.load_results(artifacts / "nightly-0" / "scenarios") if r.name == "master-poweroff")
     assert result.name == "master-poweroff"
-    assert report.marks(result) == pytest.approx({"break": 3.1, "takeover": 3.1 + 0.92, "bound": 3.1 + 0.61,
-                                                  "restore": 20.0})
+    # takeover = break + since_break_s; the skew it governs began skew_wait_s (0.62) before it
+    assert report.marks(result) == pytest.approx({"break": 3.1, "takeover": 3.1 + 0.92,
+                                                  "bound": 3.1 + 0.92 - 0.62 + 0.61, "restore": 20.0})
+    etcd = next(r for r in report.load_results(artifacts / "nightly-0" / "scenarios") if r.name == "etcd-one-down")
+    assert report.marks(etcd)["bound"] == pytest.approx(3.1 + 1.1)      # figure runs from the break
 
 
 def _chromium() -> str | None:
