@@ -80,12 +80,14 @@ def resolution_from_every_node(ctx: StepContext) -> dict[str, dict[str, str]]:
 
 
 # --- DNS while a CoreDNS pod goes away ------------------------------------------------------------
-# The pod asks in a loop and stamps each answer with the time in ms; one line per query.
+# The pod asks in a loop and stamps each answer with the kernel's uptime (10 ms steps; busybox's
+# date has no sub-second format); one line per query.
 _LOOP = """\
 end=$(( $(date +%s) + {seconds} ))
 while [ "$(date +%s)" -lt "$end" ]; do
   if dig +short +time=1 +tries=2 A kubernetes.default.svc.{domain} | grep -qx '{want}'; then r=ok; else r=fail; fi
-  echo "$(date +%s%N | cut -c1-13) $r"
+  read -r up _ < /proc/uptime
+  echo "$up $r"
   sleep {pause}
 done
 """
@@ -98,12 +100,12 @@ def query_loop_script(ctx: StepContext, seconds: float, pause: float = 0.1) -> s
 
 
 def parse_loop(stdout: str) -> list[tuple[float, bool]]:
-    """(unix time in s, answered) per query, from the loop's output."""
+    """(seconds on the pod's clock, answered) per query, from the loop's output."""
     samples = []
     for line in stdout.splitlines():
-        match = re.fullmatch(r"(\d{13}) (ok|fail)", line.strip())
+        match = re.fullmatch(r"(\d+\.\d+) (ok|fail)", line.strip())
         if match:
-            samples.append((int(match[1]) / 1000, match[2] == "ok"))
+            samples.append((float(match[1]), match[2] == "ok"))
     return samples
 
 

@@ -7,10 +7,10 @@ import json
 import re
 import time
 
-from checks.workloads import apply
+from checks.workloads import apply, await_state
 from harness.render.addons import NAMESPACE as SYSTEM
 from harness.render.check_workloads import BURNER, HPA_MAX, NAMESPACE, autoscaling_yaml
-from harness.steps.actions import NotYet, kubectl, wait_until
+from harness.steps.actions import NotYet, kubectl
 from harness.steps.context import StepContext
 
 STEP = "check:metrics"
@@ -72,7 +72,6 @@ def hpa_scales_up_and_down(ctx: StepContext, timeout: float = 300.0) -> dict[str
     lab's downscale window plus a few sync periods. Returns how long each way took."""
     __tracebackhide__ = True
     lab = ctx.lab
-    first = lab.masters[0]
     apply(ctx, "autoscaling", autoscaling_yaml(lab, load_replicas=0), STEP)
 
     def settled_at_one():
@@ -80,8 +79,7 @@ def hpa_scales_up_and_down(ctx: StepContext, timeout: float = 300.0) -> dict[str
         if hpa.get("currentReplicas") != 1 or _ready_replicas(ctx) != 1:
             raise NotYet(f"{BURNER}: {hpa.get('currentReplicas')} replicas, {_ready_replicas(ctx)} ready")
     window = lab.autoscaling.downscale_stabilization_s + 4 * lab.autoscaling.sync_period_s + 60
-    wait_until(ctx, STEP, first, f"{BURNER} at rest with 1 replica", settled_at_one,
-               timeout=window + timeout / 2, interval=3)
+    await_state(ctx, STEP, f"{BURNER} at rest with 1 replica", settled_at_one, timeout=window + timeout / 2)
     started = time.monotonic()
     apply(ctx, "autoscaling", autoscaling_yaml(lab, load_replicas=1), STEP)
 
@@ -92,11 +90,10 @@ def hpa_scales_up_and_down(ctx: StepContext, timeout: float = 300.0) -> dict[str
             raise NotYet(f"HPA wants {hpa.get('desiredReplicas')} (max {HPA_MAX}), {ready} ready; "
                          f"metrics: {hpa.get('currentMetrics')}")
         return ready
-    peak = wait_until(ctx, STEP, first, f"{BURNER} scaled to 2 or more", scaled_up, timeout=timeout, interval=3)
+    peak = await_state(ctx, STEP, f"{BURNER} scaled to 2 or more", scaled_up, timeout=timeout)
     up = time.monotonic() - started
     apply(ctx, "autoscaling", autoscaling_yaml(lab, load_replicas=0), STEP)
     started = time.monotonic()
-    wait_until(ctx, STEP, first, f"{BURNER} back to 1 replica", settled_at_one, timeout=window + timeout / 2,
-               interval=3)
+    await_state(ctx, STEP, f"{BURNER} back to 1 replica", settled_at_one, timeout=window + timeout / 2)
     return {"scale_up_s": round(up, 1), "peak_ready": peak, "scale_down_s": round(time.monotonic() - started, 1),
             "downscale_window_s": lab.autoscaling.downscale_stabilization_s}

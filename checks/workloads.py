@@ -21,6 +21,20 @@ def apply(ctx: StepContext, name: str, content: str, step: str = STEP) -> bool:
     return kubectl_apply(ctx, step, path)
 
 
+def await_state(ctx: StepContext, step: str, what: str, probe, *, timeout: float, interval: float = 3.0,
+                command: str = ""):
+    """wait_until for a check: a deadline missed is a failed assertion naming what was awaited
+    and the last thing seen, not a step error."""
+    from harness.errors import StepError
+
+    __tracebackhide__ = True
+    try:
+        return wait_until(ctx, step, ctx.lab.masters[0], what, probe, timeout=timeout, interval=interval,
+                          command=command)
+    except StepError as exc:
+        raise AssertionError(str(exc)) from None
+
+
 def ready_pods(ctx: StepContext, label: str, step: str = STEP) -> dict[str, dict]:
     """node name -> the Running, Ready pod with app=<label> there (one per node at most)."""
     listing = json.loads(kubectl(ctx, step, f"-n {NAMESPACE} get pods -l app={label} -o json").stdout)
@@ -43,8 +57,8 @@ def toolbox_pods(ctx: StepContext) -> dict[str, dict]:
         if set(pods) != want:
             raise NotYet(f"toolbox ready on {sorted(pods)}, want {sorted(want)}")
         return pods
-    return wait_until(ctx, STEP, ctx.lab.masters[0], "a toolbox pod on every node", everywhere,
-                      timeout=120, interval=2, command=f"kubectl -n {NAMESPACE} get pods -l app={TOOLBOX}")
+    return await_state(ctx, STEP, "a toolbox pod on every node", everywhere, timeout=120, interval=2,
+                       command=f"kubectl -n {NAMESPACE} get pods -l app={TOOLBOX}")
 
 
 def exec_in(ctx: StepContext, pod: dict, script: str, step: str = STEP, timeout: float = 60.0):

@@ -8,6 +8,7 @@ domain and reverse zones without a line changed here.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 
 import yaml
@@ -87,22 +88,27 @@ def lab_hosts(lab: Lab) -> list[tuple[str, str]]:
 
 
 def corefile(lab: Lab) -> str:
-    """Two server blocks. The cluster block is authoritative for the domain and for the reverse
-    zones of the service and pod networks. The catch-all block knows the lab's machines and
-    answers NXDOMAIN for every other name: the lab has no upstream resolver, so there is no
-    `forward` at all, and so no forwarding loop (the node's resolv.conf is never consulted)."""
+    """Three server blocks, chosen by the most specific zone of each question:
+    - the cluster: authoritative for the domain and for the reverse zones of the service and pod
+      networks (the kubernetes plugin);
+    - the lab: each machine's name, MASTER_URL and the machine network's reverse zone, from the
+      lab file (the hosts plugin);
+    - everything else: NXDOMAIN at once. The lab has no upstream resolver, so there is no
+      `forward` at all, and so no forwarding loop: the node's resolv.conf is never consulted."""
     domain = lab.dns_domain
-    zones = [domain, *reverse_zones(lab.cluster.service_cidr), *reverse_zones(lab.cluster.cluster_cidr)]
-    hosts = "\n".join(f"        {ip} {name}" for ip, name in lab_hosts(lab))
+    cluster_zones = [domain, *reverse_zones(lab.cluster.service_cidr), *reverse_zones(lab.cluster.cluster_cidr)]
+    entries = lab_hosts(lab)
+    lab_zones = list(dict.fromkeys([name for _, name in entries] + reverse_zones(lab.network)))
+    hosts = "\n".join(f"        {ip} {name}" for ip, name in entries)
     return f"""\
 # The cluster: {domain} and the reverse zones of SERVICE_CIDR and CLUSTER_CIDR.
-{' '.join(f'{z}:53' for z in zones)} {{
+{' '.join(f'{z}:53' for z in cluster_zones)} {{
     errors
     health {{
         lameduck 5s
     }}
     ready
-    kubernetes {' '.join(zones)} {{
+    kubernetes {' '.join(cluster_zones)} {{
         pods insecure
         ttl 30
     }}
@@ -112,8 +118,8 @@ def corefile(lab: Lab) -> str:
     reload
     loadbalance
 }}
-# Everything else: the lab's machines by name, NXDOMAIN for the rest (no upstream, no forward).
-.:53 {{
+# The lab's machines and MASTER_URL, from the lab file.
+{' '.join(f'{z}:53' for z in lab_zones)} {{
     errors
     hosts {{
 {hosts}
@@ -121,7 +127,15 @@ def corefile(lab: Lab) -> str:
     }}
     prometheus :{DNS_METRICS_PORT}
     cache 30
-    loop
+    reload
+}}
+# Everything else: no upstream in the lab, no forward; NXDOMAIN at once instead of a timeout.
+.:53 {{
+    errors
+    template ANY ANY {{
+        rcode NXDOMAIN
+    }}
+    prometheus :{DNS_METRICS_PORT}
     reload
 }}
 """
@@ -136,8 +150,9 @@ def coredns_yaml(lab: Lab, replicas: int = 2) -> str:
             _rule(["discovery.k8s.io"], ["endpointslices"], ["list", "watch"])]),
         _binding("ClusterRoleBinding", "system:coredns", "ClusterRole", "system:coredns", "coredns"),
     ]
+    core = corefile(lab)
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("coredns"),
-              "data": {"Corefile": corefile(lab)}}
+              "data": {"Corefile": core}}
     service = {"apiVersion": "v1", "kind": "Service",
                "metadata": {**_meta(DNS_SERVICE, **labels, **{"kubernetes.io/name": "CoreDNS"}),
                             "annotations": {"prometheus.io/port": str(DNS_METRICS_PORT),
@@ -168,7 +183,9 @@ def coredns_yaml(lab: Lab, replicas: int = 2) -> str:
             "replicas": replicas,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {
+            # A changed Corefile rolls the pods (one at a time) instead of waiting for `reload`.
+            "template": {"metadata": {"labels": labels, "annotations": {
+                "k8s-ha-lab/corefile-sha256": hashlib.sha256(core.encode()).hexdigest()}}, "spec": {
                 "priorityClassName": "system-cluster-critical",
                 "serviceAccountName": "coredns",
                 "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],

@@ -80,8 +80,12 @@ def autoscaling_yaml(lab: Lab, load_replicas: int) -> str:
                     "minReplicas": 1, "maxReplicas": HPA_MAX,
                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                         "type": "Utilization", "averageUtilization": HPA_TARGET_CPU_PERCENT}}}]}}
-    # Four loops of requests, each answered by a CGI that spins: far above 50% of 100m.
-    loop = f"while :; do wget -q -O /dev/null -T 5 http://{BURNER}/cgi-bin/burn; done"
+    # Four loops of requests, each answered by a CGI that spins: far above 50% of 100m. The name
+    # is resolved through the cluster DNS (getent); busybox's nc speaks the HTTP (the static
+    # busybox's wget cannot: its glibc NSS lookups crash in a static binary).
+    request = "GET /cgi-bin/burn HTTP/1.0\\r\\n\\r\\n"
+    loop = (f"while :; do ip=$(getent hosts {BURNER} | cut -d' ' -f1); "
+            f"printf '{request}' | nc -w 5 \"$ip\" 80 >/dev/null; done")
     load = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": LOAD, "namespace": NAMESPACE},
             "spec": {"replicas": load_replicas, "selector": {"matchLabels": load_labels},
                      "template": {"metadata": {"labels": load_labels},

@@ -122,12 +122,12 @@ def test_check_workloads_use_the_toolbox_image_and_never_pull(seed_lab):
 def test_the_dns_loop_parser_counts_failures_and_the_longest_gap():
     from checks.dns import longest_gap, parse_loop
 
-    out = "1700000000000 ok\n1700000000100 fail\n1700000001600 fail\n1700000001700 ok\nnoise\n1700000001800 ok\n"
+    out = "1700.00 ok\n1700.10 fail\n1701.60 fail\n1701.70 ok\nnoise\n1701.80 ok\n"
     samples = parse_loop(out)
     assert [ok for _, ok in samples] == [True, False, False, True, True]
     assert longest_gap(samples) == 1.7
-    assert longest_gap(parse_loop("1700000000000 ok\n1700000000100 ok\n")) == 0.0
-    assert longest_gap(parse_loop("1700000000000 ok\n1700000002000 fail\n")) == 2.0
+    assert longest_gap(parse_loop("1700.00 ok\n1700.10 ok\n")) == 0.0
+    assert longest_gap(parse_loop("1700.00 ok\n1702.00 fail\n")) == 2.0
 
 
 def _lab_with(tmp_path, **changes):
