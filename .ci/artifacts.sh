@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fills the artifact cache ($K8S_HA_LAB_CACHE, default /var/cache/k8s-ha-lab) with what the lab
-# runs: Kubernetes, etcd and flannel built from Go modules, and the pause and nginx OCI images.
+# runs: Kubernetes, etcd, flannel, CoreDNS and metrics-server built from Go modules, and the
+# OCI images pause, nginx, coredns, metrics-server and toolbox (the last from Debian .debs).
 # Only what is missing is built, so on a machine that was used before this takes seconds; a
 # cold cache on 2 cores takes about half an hour (see docs/artifacts.md for measured times).
 #
@@ -29,7 +30,8 @@ ci_artifacts() (
     fi
     echo "[artifacts] $(go version), GOPROXY=$(go env GOPROXY)"
 
-    # The pause image needs a static C build and the nginx image Debian's .debs and readelf.
+    # The pause image needs a static C build; the nginx and toolbox images Debian's .debs,
+    # dpkg-deb and readelf. (The DNS checks use the toolbox's own dig: no dnsutils on the host.)
     local need=()
     command -v gcc >/dev/null || need+=(gcc)
     [[ -e /usr/lib/x86_64-linux-gnu/libc.a ]] || need+=(libc6-dev)
