@@ -41,20 +41,26 @@ def top_nodes(ctx: StepContext) -> dict[str, tuple[str, str]]:
     return rows
 
 
-def top_pods_include_coredns(ctx: StepContext) -> dict[str, tuple[str, str]]:
-    """`kubectl top pods -A` has a row for every CoreDNS pod."""
+def top_pods_include_coredns(ctx: StepContext, timeout: float = 60.0) -> dict[str, tuple[str, str]]:
+    """`kubectl top pods -A` has a row for every running CoreDNS pod. A pod started moments ago
+    has no sample until metrics-server's next scrapes (15 s resolution), so wait up to `timeout`."""
     __tracebackhide__ = True
-    out = kubectl(ctx, STEP, "top pods -A --no-headers", check=False)
-    assert out.exit_status == 0, f"kubectl top pods -A failed: {(out.stderr or out.stdout).strip()[-300:]}"
-    rows = {}
-    for line in out.stdout.splitlines():
-        cols = line.split()
-        if len(cols) >= 4:
-            rows[f"{cols[0]}/{cols[1]}"] = (cols[2], cols[3])
-    pods = json.loads(kubectl(ctx, STEP, f"-n {SYSTEM} get pods -l k8s-app=kube-dns -o json").stdout)["items"]
-    names = {f"{SYSTEM}/{p['metadata']['name']}" for p in pods if p["status"].get("phase") == "Running"}
-    assert names and names <= set(rows), f"kubectl top pods -A lists {sorted(rows)}, want {sorted(names)}"
-    return {name: rows[name] for name in sorted(names)}
+
+    def listed():
+        out = kubectl(ctx, STEP, "top pods -A --no-headers", check=False)
+        if out.exit_status != 0:
+            raise NotYet(f"kubectl top pods -A failed: {(out.stderr or out.stdout).strip()[-300:]}")
+        rows = {}
+        for line in out.stdout.splitlines():
+            cols = line.split()
+            if len(cols) >= 4:
+                rows[f"{cols[0]}/{cols[1]}"] = (cols[2], cols[3])
+        pods = json.loads(kubectl(ctx, STEP, f"-n {SYSTEM} get pods -l k8s-app=kube-dns -o json").stdout)["items"]
+        names = {f"{SYSTEM}/{p['metadata']['name']}" for p in pods if p["status"].get("phase") == "Running"}
+        if not names or not names <= set(rows):
+            raise NotYet(f"kubectl top pods -A lists {sorted(rows)}, want {sorted(names)}")
+        return {name: rows[name] for name in sorted(names)}
+    return await_state(ctx, STEP, "a kubectl top row for every CoreDNS pod", listed, timeout=timeout)
 
 
 def _hpa(ctx: StepContext) -> dict:

@@ -186,12 +186,16 @@ def etcdctl(ctx: StepContext, step: str, machine: Machine, args: str, *, check: 
 
 
 def kubectl_apply(ctx: StepContext, step: str, manifest: str) -> bool:
-    """`kubectl apply -f` a manifest already on the first master; True when anything changed."""
+    """`kubectl apply -f` a manifest already on the first master, only when the live objects
+    differ from it; True when it applied. `kubectl diff` (a server-side dry run) decides: apply's
+    own "configured" is not to be trusted (it says so for an unchanged PodDisruptionBudget)."""
+    diff = kubectl(ctx, step, f"diff -f {shlex.quote(manifest)}", check=False)
+    if diff.exit_status == 0:
+        return False
     out = kubectl(ctx, step, f"apply -f {shlex.quote(manifest)}")
     changed = [line for line in out.stdout.splitlines() if line.strip() and not line.endswith("unchanged")]
-    if changed:
-        ctx.changed(step, f"applied {manifest}: {len(changed)} object(s)")
-    return bool(changed)
+    ctx.changed(step, f"applied {manifest}: {', '.join(changed) or 'no object reported a change'}")
+    return True
 
 
 def wait_deployment(ctx: StepContext, step: str, namespace: str, name: str, *,
