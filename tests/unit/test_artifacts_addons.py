@@ -231,3 +231,12 @@ def test_cli_namespace_fields_still_match(tmp_path):
     args = argparse.Namespace(action="build", source=None, dir=None, only="toolbox",
                               force=False, runtime=False)
     assert _selection(args.only) == ({}, ["toolbox"])
+
+
+def test_metrics_server_start_check_wants_to_reach_the_cluster_config():
+    from harness.artifacts.containerd_check import _check_metrics_server_start
+    _check_metrics_server_start("ms", "Error: unable to load in-cluster configuration, "
+                                      "KUBERNETES_SERVICE_HOST must be defined")
+    with pytest.raises(UserError, match="permission denied"):
+        _check_metrics_server_start("ms", "panic: error creating self-signed certificates: "
+                                          "mkdir apiserver.local.config: permission denied")
