@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from benchmarks import write_figures  # noqa: E402
 from checks.workloads import apply, exec_in, toolbox_pods  # noqa: E402
 from harness.lab import load_lab  # noqa: E402
 from harness.providers import resolve_provider  # noqa: E402
@@ -137,10 +138,7 @@ def main() -> int:
     print(f"kubectl apply of a fresh Deployment to kubectl top showing it: {figures['apply_to_top_s']} s")
     print(f"lab memory: core only {figures['core_only_memory_mib']} MiB, "
           f"with the add-ons {figures['with_addons_memory_mib']} MiB")
-    out = Path("artifacts") / f"bench-addons-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"written to {out}")
+    write_figures("addons", figures)
     return 0
 
 

@@ -10,7 +10,6 @@ and written to artifacts/bench-cluster-<time>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 import checks  # noqa: E402
+from benchmarks import write_figures  # noqa: E402
 from harness import machines  # noqa: E402
 from harness.lab import load_lab  # noqa: E402
 from harness.providers import resolve_provider  # noqa: E402
@@ -87,10 +87,7 @@ def main() -> int:
     print(f"warm re-run of every step: {figures['warm_rerun_s']} s")
     print(f"core check suite ({len(checks.CORE_CHECKS)} checks): {figures['check_suite_s']} s")
     print(f"lab memory: peak {figures['peak_lab_memory_mib']} MiB, after the run {figures['idle_lab_memory_mib']} MiB")
-    out = Path("artifacts") / f"bench-cluster-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"written to {out}")
+    write_figures("cluster", figures)
     return 0
 
 
