@@ -124,38 +124,54 @@ def longest_gap(samples: list[tuple[float, bool]]) -> float:
     return round(gap, 2)
 
 
-def coredns_pods(ctx: StepContext) -> list[str]:
+def coredns_pods(ctx: StepContext) -> dict[str, str]:
+    """pod name -> node name, for the CoreDNS pods not being deleted."""
     listing = json.loads(kubectl(ctx, STEP, f"-n {DNS_NAMESPACE} get pods -l k8s-app=kube-dns -o json").stdout)
-    return sorted(p["metadata"]["name"] for p in listing["items"] if not p["metadata"].get("deletionTimestamp"))
+    return {p["metadata"]["name"]: p["spec"].get("nodeName", "") for p in listing["items"]
+            if not p["metadata"].get("deletionTimestamp")}
 
 
-def kill_one_coredns_pod(ctx: StepContext, seconds: float = 20.0, delete_after: float = 4.0,
-                         force: bool = False) -> dict:
-    """Ask DNS in a loop from a toolbox pod while one CoreDNS pod is deleted; report the queries,
-    the failures and the longest gap. `force` kills it without its lameduck grace."""
+def break_one_coredns_pod(ctx: StepContext, how: str = "delete", seconds: float = 20.0,
+                          break_after: float = 4.0) -> dict:
+    """Ask DNS in a loop from a toolbox pod on a node that runs no CoreDNS pod (else the first),
+    while one CoreDNS pod goes away: `delete` deletes it through the API (graceful: the endpoint
+    leaves the Service while CoreDNS's lameduck keeps answering), `sigkill` kills its process on
+    the node, as a crash would (the endpoint stays until the readiness probe notices). Reports
+    the queries, the failures and the longest gap between two answered queries."""
     import threading
 
-    pods = toolbox_pods(ctx)
-    client = pods[sorted(pods)[0]]
-    victims = coredns_pods(ctx)
-    assert victims, "no CoreDNS pod to delete"
-    result: dict = {}
-    # The loop runs over its own connection so the delete below can go in parallel.
     from harness.steps.context import build_context
 
+    victims = coredns_pods(ctx)
+    assert victims, "no CoreDNS pod to break"
+    victim = sorted(victims)[0]
+    victim_node = victims[victim]
+    pods = toolbox_pods(ctx)
+    spare = [n for n in sorted(pods) if n not in victims.values()]
+    client = pods[(spare or sorted(pods))[0]]
+    result: dict = {}
+    # The loop runs over its own connection so the break below can go in parallel.
     side = build_context(ctx.lab, ctx.state_dir)
-    thread = threading.Thread(target=lambda: result.update(out=exec_in(side, client, query_loop_script(ctx, seconds),
-                                                                       STEP, timeout=seconds + 60)))
+    thread = threading.Thread(target=lambda: result.update(
+        out=exec_in(side, client, query_loop_script(ctx, seconds), STEP, timeout=seconds + 60)))
     thread.start()
-    time.sleep(delete_after)
-    deleted_at = time.time()
-    grace = " --grace-period=0 --force" if force else ""
-    kubectl(ctx, STEP, f"-n {DNS_NAMESPACE} delete pod {victims[0]} --wait=false{grace}")
-    thread.join(seconds + 90)
-    side.close()
-    samples = parse_loop(result.get("out").stdout if result.get("out") else "")
+    try:
+        time.sleep(break_after)
+        broken_at = time.time()
+        if how == "delete":
+            kubectl(ctx, STEP, f"-n {DNS_NAMESPACE} delete pod {victim} --wait=false")
+        elif how == "sigkill":
+            machine = ctx.lab.machine(victim_node)
+            ctx.on(machine).run("pkill -KILL -x coredns")
+        else:
+            raise ValueError(f"unknown way to break a CoreDNS pod: {how!r}")
+        thread.join(seconds + 90)
+    finally:
+        side.close()
+    samples = parse_loop(result["out"].stdout if result.get("out") else "")
     failures = sum(1 for _, ok in samples if not ok)
-    return {"victim": victims[0], "deleted_at": deleted_at, "client": client["metadata"]["name"],
+    return {"victim": victim, "victim_node": victim_node, "how": how, "broken_at": broken_at,
+            "client": client["metadata"]["name"], "client_node": client["spec"]["nodeName"],
             "queries": len(samples), "failures": failures, "longest_gap_s": longest_gap(samples),
             "samples": samples}
 
@@ -163,7 +179,7 @@ def kill_one_coredns_pod(ctx: StepContext, seconds: float = 20.0, delete_after: 
 def answers_while_a_coredns_pod_is_deleted(ctx: StepContext) -> dict:
     """The DNS service keeps answering while one of its pods is deleted (graceful: lameduck)."""
     __tracebackhide__ = True
-    report = kill_one_coredns_pod(ctx)
+    report = break_one_coredns_pod(ctx, "delete")
     assert report["queries"] >= 20, f"the query loop ran only {report['queries']} queries: {report}"
     assert report["failures"] == 0, \
         (f"{report['failures']} of {report['queries']} queries failed while {report['victim']} was deleted "
