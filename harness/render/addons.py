@@ -23,6 +23,8 @@ NAMESPACE = "kube-system"
 # plugin has synced with the API.
 DNS_HEALTH_PORT, DNS_READY_PORT, DNS_METRICS_PORT = 8080, 8181, 9153
 METRICS_PORT = 10250
+# CoreDNS's readiness probe: how soon a dead replica leaves the Service (failover bounds read it).
+DNS_READY_PERIOD_S, DNS_READY_FAILURES, DNS_READY_TIMEOUT_S = 2, 2, 2
 # Unprivileged users in the CoreDNS container: binding :53 needs no capability once the pod's
 # own network namespace allows it (a namespaced, "safe" sysctl).
 NONROOT = 65532
@@ -175,7 +177,8 @@ def coredns_yaml(lab: Lab, replicas: int = 2) -> str:
                           "initialDelaySeconds": 30, "timeoutSeconds": 5, "periodSeconds": 10,
                           "failureThreshold": 5},
         "readinessProbe": {"httpGet": {"path": "/ready", "port": DNS_READY_PORT},
-                           "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 2},
+                           "periodSeconds": DNS_READY_PERIOD_S, "timeoutSeconds": DNS_READY_TIMEOUT_S,
+                           "failureThreshold": DNS_READY_FAILURES},
     })
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("coredns", **labels),
