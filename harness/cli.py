@@ -130,6 +130,7 @@ def _run_up_steps(lab: Lab, args, run_dir: Path) -> None:
     from harness.steps.runner import run_steps
 
     ctx = build_context(lab)
+    ctx.serial = getattr(args, "serial", False)
     try:
         run_steps(ctx, until=args.until, timings_file=run_dir / "step-timings.json")
     finally:
@@ -202,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=["machines"], help="stop after the machines")
     p.add_argument("--until", metavar="STEP", help="stop after this step (see `plan`)")
     p.add_argument("--keep", action="store_true", help="on failure, leave the lab up for inspection")
+    p.add_argument("--serial", action="store_true",
+                   help="within each step, one machine after another (default: all machines at once)")
     p.add_argument("--provider", help="default: the one the lab is up with, else detected")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("check", help="run the guide's checks and the add-ons' against a running lab")

@@ -7,6 +7,7 @@ import shlex
 
 from harness.steps.actions import NotYet, kubectl, run, start_units, sync_files, wait_until
 from harness.steps.context import StepContext
+from harness.steps.parallel import for_each
 
 NAME = "api-ha"
 
@@ -24,9 +25,8 @@ def vip_holders(ctx: StepContext, step: str, candidates=None) -> list[str]:
 
 def run_step(ctx: StepContext) -> None:
     lab = ctx.lab
-    for m in lab.lbs:
-        changed = sync_files(ctx, NAME, m)
-        start_units(ctx, NAME, m, ["haproxy", "keepalived"], restart=bool(changed))
+    for_each(ctx, NAME, lab.lbs, lambda m: start_units(ctx, NAME, m, ["haproxy", "keepalived"],
+                                                       restart=bool(sync_files(ctx, NAME, m))))
     master = max(lab.lbs, key=lambda m: lab.keepalived.priorities[m.name])
 
     def vip_on_master():

@@ -7,6 +7,7 @@ holds, so the lab stays the one source of truth.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from harness.render.plan import build_plan
 from harness.state import LabSecrets, lab_state_dir, load_secrets
 
 log = logging.getLogger(__name__)
+_CHANGES_LOCK = threading.Lock()
 
 # Which component ships each binary; versions.yaml says which version.
 BINARY_COMPONENT = {
@@ -35,6 +37,8 @@ class StepContext:
     files: list[RenderedFile]
     transports: dict = field(default_factory=dict)   # machine name -> harness.transport.Transport
     changes: dict[str, list[str]] = field(default_factory=dict)  # step -> what it changed
+    serial: bool = False            # one machine after another (`up --serial`), else all at once
+    verbose_machines: bool = True   # a progress line per machine and step
 
     @property
     def pki_dir(self) -> Path:
@@ -58,7 +62,8 @@ class StepContext:
 
     def changed(self, step: str, what: str) -> None:
         log.info("[%s] changed: %s", step, what)
-        self.changes.setdefault(step, []).append(what)
+        with _CHANGES_LOCK:   # steps record changes from one thread per machine
+            self.changes.setdefault(step, []).append(what)
 
     def binary(self, name: str) -> Path:
         """The cached binary for this lab's pinned version (built by `harness artifacts build`)."""

@@ -5,27 +5,30 @@ from __future__ import annotations
 from harness.steps.actions import (NotYet, etcdctl, install_binaries, run, start_units, sync_files,
                                    wait_until)
 from harness.steps.context import StepContext
+from harness.steps.parallel import for_each
 
 NAME = "etcd"
 
 
 def run_step(ctx: StepContext) -> None:
     members = ctx.lab.etcd_members
-    restart = {}
-    for m in members:
+
+    def install(m) -> bool:
         changed = install_binaries(ctx, NAME, m, ["etcd", "etcdctl"]) + sync_files(ctx, NAME, m)
         run(ctx, NAME, m, "install -d -m 0700 /var/lib/etcd")
-        restart[m.name] = bool(changed)
+        return bool(changed)
+    restart = for_each(ctx, NAME, members, install, "binaries and files")
     # A new member blocks in `systemctl start` until it has a quorum, so start all at once.
     for m in members:
         start_units(ctx, NAME, m, ["etcd"], restart=restart[m.name], no_block=True)
-    for m in members:
-        def healthy(m=m):
+    def healthy(m):
+        def probe():
             out = etcdctl(ctx, NAME, m, "endpoint health", check=False)
             if "is healthy" not in out.stdout + out.stderr:
                 raise NotYet((out.stdout + out.stderr).strip()[-300:] or "no answer")
-        wait_until(ctx, NAME, m, f"etcd on {m.name} to report healthy", healthy, timeout=180,
-                   unit="etcd", command="etcdctl endpoint health")
+        wait_until(ctx, NAME, m, f"etcd on {m.name} to report healthy", probe, timeout=180,
+                   interval=1, unit="etcd", command="etcdctl endpoint health")
+    for_each(ctx, NAME, members, healthy, "healthy")
     first = members[0]
 
     def all_members():

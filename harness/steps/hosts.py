@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.render.env import merge_hosts
 from harness.steps.actions import run, sync_files
+from harness.steps.parallel import for_each
 from harness.steps.context import StepContext
 
 NAME = "hosts"
@@ -17,14 +18,17 @@ def _write_in_place(ctx: StepContext, machine, path: str, data: str) -> None:
 
 
 def run_step(ctx: StepContext) -> None:
-    for machine in ctx.lab.machines:
-        sync_files(ctx, NAME, machine)
-        current = ctx.on(machine).read("/etc/hosts").decode()
-        block = ctx.file(machine, "/etc/k8s-ha-lab/hosts").content.decode()
-        merged = merge_hosts(current, block)
-        if merged != current:
-            _write_in_place(ctx, machine, "/etc/hosts", merged)
-            ctx.changed(NAME, f"{machine.name}:/etc/hosts")
-        # br_netfilter must be loaded for bridge-nf-call-iptables; in a container the host
-        # has to have loaded it (bin/setup-host does), so a failed modprobe is not fatal here.
-        run(ctx, NAME, machine, f"modprobe br_netfilter 2>/dev/null; sysctl -q -p {SYSCTL_FILE}")
+    for_each(ctx, NAME, ctx.lab.machines, lambda m: _prepare(ctx, m))
+
+
+def _prepare(ctx: StepContext, machine) -> None:
+    sync_files(ctx, NAME, machine)
+    current = ctx.on(machine).read("/etc/hosts").decode()
+    block = ctx.file(machine, "/etc/k8s-ha-lab/hosts").content.decode()
+    merged = merge_hosts(current, block)
+    if merged != current:
+        _write_in_place(ctx, machine, "/etc/hosts", merged)
+        ctx.changed(NAME, f"{machine.name}:/etc/hosts")
+    # br_netfilter must be loaded for bridge-nf-call-iptables; in a container the host
+    # has to have loaded it (bin/setup-host does), so a failed modprobe is not fatal here.
+    run(ctx, NAME, machine, f"modprobe br_netfilter 2>/dev/null; sysctl -q -p {SYSCTL_FILE}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from harness.steps.actions import install_binaries, sync_files
+from harness.steps.parallel import for_each
 from harness.steps.context import StepContext
 
 NAME = "kubectl"
 
 
 def run_step(ctx: StepContext) -> None:
-    for m in ctx.lab.masters:
-        install_binaries(ctx, NAME, m, ["kubectl"])
-        sync_files(ctx, NAME, m)
+    for_each(ctx, NAME, ctx.lab.masters,
+             lambda m: install_binaries(ctx, NAME, m, ["kubectl"]) + sync_files(ctx, NAME, m))

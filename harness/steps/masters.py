@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.steps.actions import (NotYet, install_binaries, kubectl, run, start_units, sync_files,
                                    wait_until)
 from harness.steps.context import StepContext
+from harness.steps.parallel import for_each
 
 NAME = "masters"
 BINARIES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
@@ -35,19 +36,21 @@ def wait_lease_held(ctx: StepContext, step: str, lease: str, timeout: float = 12
 
 def run_step(ctx: StepContext) -> None:
     masters = ctx.lab.masters
-    restart = {}
-    for m in masters:
+
+    def install(m) -> bool:
         changed = install_binaries(ctx, NAME, m, BINARIES) + sync_files(ctx, NAME, m)
         run(ctx, NAME, m, "install -d -m 0700 /var/log/kubernetes")
-        restart[m.name] = bool(changed)
-    for m in masters:
+        return bool(changed)
+    restart = for_each(ctx, NAME, masters, install, "binaries and files")
+
+    def apiserver(m) -> None:
         start_units(ctx, NAME, m, ["kube-apiserver"], restart=restart[m.name], no_block=True)
-    for m in masters:
         wait_apiserver_ready(ctx, NAME, m)
+    for_each(ctx, NAME, masters, apiserver, "kube-apiserver ready")
     out = kubectl(ctx, NAME, "apply -f /etc/kubernetes/addons/rbac.yaml", local=True)
     if any(not line.endswith("unchanged") for line in out.stdout.splitlines() if line.strip()):
         ctx.changed(NAME, "rbac bindings")
-    for m in masters:
-        start_units(ctx, NAME, m, LEADER_UNITS, restart=restart[m.name], reload=False)
+    for_each(ctx, NAME, masters,
+             lambda m: start_units(ctx, NAME, m, LEADER_UNITS, restart=restart[m.name], reload=False))
     for lease in LEADER_UNITS:
         wait_lease_held(ctx, NAME, lease)

@@ -10,6 +10,7 @@ import shlex
 from harness.steps.actions import (NotYet, install_binaries, kubectl, push_file, run, start_units,
                                    sync_files, wait_until)
 from harness.steps.context import StepContext
+from harness.steps.parallel import for_each
 
 NAME = "nodes"
 IMAGE_DIR = "/var/lib/k8s-ha-lab/images"
@@ -121,16 +122,24 @@ def node_conditions(ctx: StepContext) -> dict[str, str]:
 
 def run_step(ctx: StepContext) -> None:
     lab = ctx.lab
-    for m in lab.nodes:
-        binaries = install_binaries(ctx, NAME, m, ["kubelet", "kube-proxy"])
-        changed = sync_files(ctx, NAME, m)
-        run(ctx, NAME, m, "install -d /var/lib/kubelet /var/lib/kube-proxy " + IMAGE_DIR)
-        runtime_changed = any(p.startswith(("/etc/containerd", "/usr/local/bin/mk-cni-conf",
-                                            "/etc/systemd/system/mk-cni-conf", "/etc/systemd/system/containerd"))
-                              for p in changed)
-        start_units(ctx, NAME, m, ["mk-cni-conf", "containerd"], restart=runtime_changed)
-        import_images(ctx, m)
-        start_units(ctx, NAME, m, ["kubelet", "kube-proxy"], restart=bool(changed or binaries), reload=False)
+    for_each(ctx, NAME, lab.nodes, lambda m: _node(ctx, m))
+    _wait_ready(ctx)
+
+
+def _node(ctx: StepContext, m) -> None:
+    binaries = install_binaries(ctx, NAME, m, ["kubelet", "kube-proxy"])
+    changed = sync_files(ctx, NAME, m)
+    run(ctx, NAME, m, "install -d /var/lib/kubelet /var/lib/kube-proxy " + IMAGE_DIR)
+    runtime_changed = any(p.startswith(("/etc/containerd", "/usr/local/bin/mk-cni-conf",
+                                        "/etc/systemd/system/mk-cni-conf", "/etc/systemd/system/containerd"))
+                          for p in changed)
+    start_units(ctx, NAME, m, ["mk-cni-conf", "containerd"], restart=runtime_changed)
+    import_images(ctx, m)
+    start_units(ctx, NAME, m, ["kubelet", "kube-proxy"], restart=bool(changed or binaries), reload=False)
+
+
+def _wait_ready(ctx: StepContext) -> None:
+    lab = ctx.lab
     wanted = {m.node_name for m in lab.nodes}
 
     def all_ready():

@@ -6,11 +6,11 @@ built; the steps that use a certificate install it (etcd's in the etcd step, and
 from __future__ import annotations
 
 from harness.steps.actions import sync_files
+from harness.steps.parallel import for_each
 from harness.steps.context import StepContext
 
 NAME = "pki"
 
 
 def run_step(ctx: StepContext) -> None:
-    for machine in ctx.lab.machines:
-        sync_files(ctx, NAME, machine)
+    for_each(ctx, NAME, ctx.lab.machines, lambda m: sync_files(ctx, NAME, m))

@@ -22,8 +22,17 @@ import pytest
 
 from harness import REPO_ROOT
 
-SKIP = shutil.ignore_patterns(".git", ".tox", ".venv", "artifacts", "build", "dist", "*.egg-info",
-                              "__pycache__", ".pytest_cache", ".vagrant")
+_SKIP_ANYWHERE = shutil.ignore_patterns(".git", ".tox", ".venv", "*.egg-info", "__pycache__",
+                                        ".pytest_cache", ".vagrant")
+# Run outputs at the top only: harness/artifacts is a package and must be copied.
+_SKIP_AT_TOP = {"artifacts", "build", "dist"}
+
+
+def SKIP(directory: str, names: list[str]) -> set[str]:
+    skipped = set(_SKIP_ANYWHERE(directory, names))
+    if Path(directory).resolve() == REPO_ROOT.resolve():
+        skipped |= _SKIP_AT_TOP & set(names)
+    return skipped
 
 
 def _can_build_offline() -> bool:

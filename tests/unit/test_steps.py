@@ -226,3 +226,35 @@ def test_up_with_an_unknown_step_exits_2(capsys):
 
     assert main(["up", str(REPO_ROOT / "labs/seed.yaml"), "--until", "everything"]) == 2
     assert "--until: unknown step 'everything'" in capsys.readouterr().err
+
+
+def test_for_each_runs_every_machine_and_raises_the_first_failure_in_lab_order(ctx):
+    from harness.steps.parallel import for_each
+
+    machines = ctx.lab.machines
+    seen = []
+
+    def work(m):
+        seen.append(m.name)
+        if m.name in ("node01", "master02"):
+            raise StepError("test", m.name, "false", "exit 1")
+        return m.name.upper()
+    with pytest.raises(StepError) as err:
+        for_each(ctx, "test", machines, work)
+    assert sorted(seen) == sorted(m.name for m in machines)   # the others still ran
+    assert "master02" in str(err.value)                        # the first failure in lab order
+    assert for_each(ctx, "test", machines[:2], lambda m: m.name) == {m.name: m.name for m in machines[:2]}
+
+
+def test_serial_for_each_stops_at_the_first_failure(ctx):
+    from harness.steps.parallel import for_each
+
+    ctx.serial, seen = True, []
+
+    def work(m):
+        seen.append(m.name)
+        if m.name == "master02":
+            raise StepError("test", m.name, "false", "exit 1")
+    with pytest.raises(StepError):
+        for_each(ctx, "test", ctx.lab.machines, work)
+    assert seen == ["master01", "master02"]
