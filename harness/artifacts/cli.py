@@ -39,7 +39,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dir", type=Path, help="directory of binaries for --source dir")
     parser.add_argument("--only", metavar="COMPONENT",
                         help="one component (kubernetes, etcd, flannel, coredns, "
-                             "metrics_server, pause, nginx, toolbox) or binary")
+                             "metrics_server, pause, nginx, toolbox, conformance) or binary")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     parser.add_argument("--runtime", action="store_true",
                         help="verify: also import and run the images in a private containerd")
@@ -52,9 +52,32 @@ def run(args: argparse.Namespace, versions: Versions | None = None,
     versions = versions or load_versions()
     cache = cache or ArtifactCache()
     progress = progress or Progress()
+    if args.only == CONFORMANCE:
+        return _build_conformance(args, versions, cache, progress)
     binaries, images = _selection(args.only)
     handler = {"build": _build, "list": _list, "verify": _verify}[args.action]
-    return handler(args, versions, cache, progress, binaries, images)
+    status = handler(args, versions, cache, progress, binaries, images)
+    if args.action == "build" and not args.only and (args.source or "gomod") == "gomod":
+        # A full build also makes what `python -m harness conformance` runs, so a cold CI
+        # has it: e2e.test, ginkgo and the [Conformance] images (made of etcd, built above).
+        status = status or _build_conformance(args, versions, cache, progress)
+    return status
+
+
+CONFORMANCE = "conformance"
+
+
+def _build_conformance(args, versions, cache, progress) -> int:
+    """e2e.test, ginkgo and the suite's images (harness.conformance); `--only conformance`."""
+    if args.action != "build":
+        raise UserError(f"--only {CONFORMANCE}: only `build` (see `python -m harness "
+                        f"conformance --help`)")
+    from harness import conformance
+
+    progress.step("conformance: e2e.test, ginkgo and the [Conformance] images")
+    conformance.artifacts(versions, cache, force=args.force,
+                          say=lambda text: progress.line(text))
+    return 0
 
 
 def _selection(only: str | None) -> tuple[dict[str, list[str]], list[str]]:
