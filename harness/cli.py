@@ -19,7 +19,8 @@ from harness.labfile import load_lab
 from harness.steps import STEPS
 
 # Modules that add their own sub-commands; each has `register(subparsers)`.
-PLUGINS = ("harness.artifacts.cli", "harness.image.cli", "harness.machines_cli", "harness.failover.cli")
+PLUGINS = ("harness.artifacts.cli", "harness.image.cli", "harness.machines_cli", "harness.failover.cli",
+           "harness.conformance.cli")
 
 
 def _lab_arg(parser: argparse.ArgumentParser) -> None:
