@@ -1,7 +1,9 @@
-"""Cluster benchmark: time per step and total cold bring-up (machines to nginx reachable), a warm
-re-run on the deployed lab, the full check suite, and the peak memory of the running lab.
+"""Cluster benchmark: time per step and total cold bring-up (machines to nginx reachable, and to
+the last add-on), a warm re-run on the deployed lab, the quick check suite, and the peak memory of
+the running lab; once with the steps serial and once parallel, in one run so the two compare on
+the same (noisy) host, with their ratios.
 
-    python benchmarks/cluster_bench.py [LAB] [--keep]
+    python benchmarks/cluster_bench.py [LAB] [--keep] [--modes serial,parallel]
 
 It destroys the lab first (a cold run), so never point it at a lab you need. Figures are printed
 and written to artifacts/bench-cluster-<time>.json.
@@ -49,28 +51,25 @@ def timed(fn):
     return time.monotonic() - started, result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("lab", nargs="?", default="labs/seed.yaml")
-    parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
-    args = parser.parse_args()
-    lab = load_lab(args.lab)
-    figures: dict = {"lab": lab.name}
-
+def bring_up(lab, serial: bool) -> tuple[dict, object]:
+    """A cold bring-up (the lab destroyed first), a warm re-run and the quick checks, in one mode."""
+    figures: dict = {}
     machines.down(lab)
     machines_s, _ = timed(lambda: machines.up(lab))
     provider = resolve_provider(lab, lab_state_dir(lab))
     sampler = MemorySampler(provider)
     sampler.start()
     ctx = build_context(lab)
+    ctx.serial = serial
     try:
         steps_s, cold = timed(lambda: run_steps(ctx))
         figures["cold_steps_s"] = {"machines": round(machines_s, 1), **cold}
         figures["cold_total_s"] = round(machines_s + steps_s, 1)
+        figures["cold_core_s"] = round(machines_s + sum(v for k, v in cold.items() if k not in ADDON_STEPS), 1)
         warm_s, warm = timed(lambda: run_steps(ctx))
         figures["warm_rerun_s"] = round(warm_s, 1)
         figures["warm_steps_s"] = warm
-        check_s, _ = timed(lambda: [checks.resolve(t)(ctx) for _, t in checks.CORE_CHECKS])
+        check_s, _ = timed(lambda: [checks.resolve(t)(ctx) for _, t in checks.checks_for(lab)])
         figures["check_suite_s"] = round(check_s, 1)
     finally:
         sampler.stop_flag.set()
@@ -78,15 +77,42 @@ def main() -> int:
         ctx.close()
     figures["idle_lab_memory_mib"] = round(sum(provider.memory_usage_bytes().values()) / 2**20)
     figures["peak_lab_memory_mib"] = round(max(sampler.peak, 0) / 2**20)
+    return figures, provider
+
+
+ADDON_STEPS = ("dns", "metrics")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lab", nargs="?", default="labs/seed.yaml")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    parser.add_argument("--modes", default="serial,parallel",
+                        help="which bring-ups to run, in order (default: serial,parallel)")
+    args = parser.parse_args()
+    lab = load_lab(args.lab)
+    figures: dict = {"lab": lab.name}
+    modes = [m for m in args.modes.split(",") if m]
+    for mode in modes:
+        figures[mode], _ = bring_up(lab, serial=(mode == "serial"))
     if not args.keep:
         machines.down(lab)
 
-    print(f"cold bring-up, machines to nginx reachable: {figures['cold_total_s']} s")
-    for step, seconds in figures["cold_steps_s"].items():
-        print(f"  {step:<9} {seconds:>7.1f} s")
-    print(f"warm re-run of every step: {figures['warm_rerun_s']} s")
-    print(f"core check suite ({len(checks.CORE_CHECKS)} checks): {figures['check_suite_s']} s")
-    print(f"lab memory: peak {figures['peak_lab_memory_mib']} MiB, after the run {figures['idle_lab_memory_mib']} MiB")
+    n_checks = len(checks.checks_for(lab))
+    for mode in modes:
+        f = figures[mode]
+        print(f"[{mode}] cold bring-up, machines to the last add-on: {f['cold_total_s']} s "
+              f"(machines to nginx reachable: {f['cold_core_s']} s)")
+        for step, seconds in f["cold_steps_s"].items():
+            print(f"  {step:<9} {seconds:>7.1f} s")
+        print(f"[{mode}] warm re-run of every step: {f['warm_rerun_s']} s")
+        print(f"[{mode}] quick check suite ({n_checks} checks): {f['check_suite_s']} s")
+        print(f"[{mode}] lab memory: peak {f['peak_lab_memory_mib']} MiB, after the run {f['idle_lab_memory_mib']} MiB")
+    if {"serial", "parallel"} <= set(modes):
+        s, p = figures["serial"], figures["parallel"]
+        for key in ("cold_core_s", "cold_total_s", "warm_rerun_s"):
+            figures.setdefault("ratios", {})[key] = round(s[key] / p[key], 2) if p[key] else None
+            print(f"serial / parallel, {key}: {s[key]} / {p[key]} = {figures['ratios'][key]}")
     write_figures("cluster", figures)
     return 0
 
