@@ -100,6 +100,8 @@ class Outcome:
 
 
 def run(ctx, built: Artifacts, out_dir: Path, cfg: runner.RunConfig, say=_say) -> Outcome:
+    # absolute: ginkgo runs e2e.test from the binary's own directory
+    out_dir = Path(out_dir).resolve()
     skips = runner.load_skips()
     skip = runner.skip_regex(skips, cfg.skip)
     kc, repo_list = runner.prepare_dir(ctx.lab, ctx.pki_dir, out_dir,

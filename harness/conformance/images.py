@@ -199,18 +199,39 @@ IMAGE_DIR = "/var/lib/k8s-ha-lab/images"
 STEP = "conformance"
 
 
+def manifest_digest(archive: Path) -> str:
+    """The digest an archive's image gets in containerd (its index.json's manifest)."""
+    import json
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        index = json.loads(tar.extractfile("index.json").read())
+    return index["manifests"][0]["digest"]
+
+
+def node_images(listing: str) -> dict[str, str]:
+    """ref -> digest from `ctr images ls` (REF TYPE DIGEST SIZE PLATFORMS LABELS)."""
+    images = {}
+    for line in listing.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("sha256:"):
+            images[parts[0]] = parts[2]
+    return images
+
+
 def import_images(ctx, archives: dict[str, Path], report=lambda *a: None) -> int:
     """Imports each archive into every node's containerd (k8s.io namespace) unless the image is
-    there already: the approach of harness.steps.nodes.import_images, for refs outside
+    there already with the same digest (a rebuilt image replaces the old one): the approach of harness.steps.nodes.import_images, for refs outside
     versions.yaml. Returns how many imports ran."""
     from harness.steps.actions import push_file, run
 
     count = 0
+    wanted = {ref: manifest_digest(archive) for ref, archive in archives.items()}
     for machine in ctx.lab.nodes:
-        present = set(run(ctx, STEP, machine, "ctr -n k8s.io images ls -q",
-                          unit="containerd").stdout.split())
+        present = node_images(run(ctx, STEP, machine, "ctr -n k8s.io images ls",
+                                  unit="containerd").stdout)
         for ref, archive in archives.items():
-            if ref in present:
+            if present.get(ref) == wanted[ref]:
                 continue
             remote = f"{IMAGE_DIR}/e2e-{archive.name}"
             push_file(ctx, machine, archive, remote, mode=0o644)

@@ -85,7 +85,9 @@ class RunConfig:
 
 def ginkgo_command(ginkgo: Path, e2e_test: Path, kubeconfig_path: Path, out_dir: Path,
                    kubectl: Path, lab, cfg: RunConfig, skip: str, dry_run: bool = False) -> list[str]:
-    args = [str(ginkgo), f"--procs={max(1, cfg.parallel)}", f"--focus={cfg.focus}",
+    # a dry run is serial only (ginkgo refuses --dry-run with several processes)
+    procs = 1 if dry_run else max(1, cfg.parallel)
+    args = [str(ginkgo), f"--procs={procs}", f"--focus={cfg.focus}",
             "--no-color", "-v", f"--timeout={cfg.timeout}", "--poll-progress-after=300s"]
     if skip:
         args.append(f"--skip={skip}")
@@ -122,7 +124,10 @@ def count_specs(command: list[str], env: dict) -> int:
     """How many specs the focus and skip select (a ginkgo dry run: seconds, no cluster)."""
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     counted = report.ran_of(proc.stdout + proc.stderr)
-    return counted[0] if counted else 0
+    if not counted:
+        tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-4:])
+        raise UserError(f"ginkgo --dry-run said no `Ran N of M Specs`: {tail}")
+    return counted[0]
 
 
 def run_suite(command: list[str], env: dict, log_path: Path, progress: report.Progress,

@@ -175,3 +175,13 @@ def test_artifacts_build_makes_the_conformance_artifacts_too(tmp_path, monkeypat
     assert cli.run(args("conformance"), cache=cache) == 0 and len(calls) == 2
     assert cli.run(args("etcd"), cache=cache) == 0 and len(calls) == 2
     assert cli.run(args(source="release"), cache=cache) == 0 and len(calls) == 2
+
+
+def test_node_images_are_compared_by_digest():
+    from harness.conformance.images import node_images
+
+    listing = ("REF                                TYPE                                  DIGEST      SIZE PLATFORMS LABELS\n"
+               "k8s-ha-lab.local/e2e/busybox:1.37.0-2 application/vnd.oci.image.manifest.v1+json "
+               "sha256:abc 1.0 MiB linux/amd64 io.cri-containerd.image=managed\n"
+               "sha256:abc application/vnd.oci.image.manifest.v1+json sha256:abc 1.0 MiB linux/amd64 -\n")
+    assert node_images(listing)["k8s-ha-lab.local/e2e/busybox:1.37.0-2"] == "sha256:abc"

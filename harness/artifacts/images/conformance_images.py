@@ -9,7 +9,8 @@ Recipes, by upstream image (test/images/<name>/Dockerfile in k8s.io/kubernetes):
 
   agnhost       /agnhost (Go, test/images/agnhost), /agnhost-2 -> agnhost, /uploads, porter's
                 localhost.crt/.key, the tools its Dockerfile installs: busybox (sh and the
-                coreutils), BIND's dig/host/nslookup, curl, netcat-openbsd, iproute2 (ss, ip),
+                coreutils), dash as /bin/sh, bash, BIND's dig/host/nslookup, curl,
+                netcat-openbsd, iproute2 (ss, ip),
                 glibc's getent; user-defined-in-image (1000) in group-defined-in-image (50000).
                 ENTRYPOINT /agnhost, CMD pause. The previous agnhost tag (2.55) is the same
                 image: the tests only need a second, different reference.
@@ -36,12 +37,12 @@ from harness.artifacts.images.oci import ImageSpec, LayerEntry
 from harness.errors import UserError
 
 E2E_PREFIX = "k8s-ha-lab.local/e2e"
-RECIPE_REVISION = "1"
+RECIPE_REVISION = "2"
 
 BUSYBOX_DEBS = DebSet("e2e busybox image", ("busybox-static",))
 
-TOOL_PROGRAM_PACKAGES = ("busybox-static", "bind9-dnsutils", "bind9-host", "libc-bin", "curl",
-                         "netcat-openbsd", "iproute2")
+TOOL_PROGRAM_PACKAGES = ("busybox-static", "dash", "bash", "bind9-dnsutils", "bind9-host",
+                         "libc-bin", "curl", "netcat-openbsd", "iproute2")
 TOOL_LIBRARY_PACKAGES = (
     # dig, host, nslookup (as in the toolbox image)
     "bind9-libs", "libc6", "libgcc-s1", "libstdc++6", "libjemalloc2", "libidn2-0",
@@ -60,6 +61,10 @@ TOOL_LIBRARY_PACKAGES = (
 TOOL_DEBS = DebSet("e2e tools image", (*TOOL_PROGRAM_PACKAGES, *TOOL_LIBRARY_PACKAGES))
 # image path -> path in the unpacked packages
 TOOL_PROGRAMS = {
+    # /bin/sh is dash, not busybox: Debian's busybox is built to prefer its applets, so a
+    # busybox sh would run its own `nc` (no -u) and `nslookup` even with real ones on PATH.
+    "bin/dash": "bin/dash",
+    "bin/bash": "bin/bash",
     "usr/bin/dig": "usr/bin/dig",
     "usr/bin/host": "usr/bin/host",
     "usr/bin/nslookup": "usr/bin/nslookup",
@@ -127,7 +132,8 @@ def _tools_tree(scratch: Path, deb_dir: Path, label: str) -> RootfsBuilder:
     tree.add_program(BUSYBOX)
     for image_path, source in TOOL_PROGRAMS.items():
         tree.add_program(image_path, source)
-    shadowed = {Path(p).name for p in TOOL_PROGRAMS}
+    tree.add_symlink("bin/sh", "dash")
+    shadowed = {Path(p).name for p in TOOL_PROGRAMS} | {"sh"}
     for applet in busybox_applets(tree.root / BUSYBOX):
         if applet != BUSYBOX and Path(applet).name not in shadowed:
             tree.add_symlink(applet, f"/{BUSYBOX}")
