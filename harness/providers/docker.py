@@ -188,6 +188,23 @@ class DockerProvider(VagrantProvider):
         return usage
 
 
+    def memory_rss_bytes(self) -> dict[str, int]:
+        """Anonymous memory (processes' own, no page cache) of each running lab container, from
+        its memory cgroup: cgroup v1's total_rss, or v2's anon."""
+        usage = {}
+        for name in lab_containers(self.lab):
+            cid = run_docker(["inspect", "-f", "{{.Id}}", name]).stdout.strip()
+            for stat, key in ((f"/sys/fs/cgroup/memory/docker/{cid}/memory.stat", "total_rss"),
+                              (f"/sys/fs/cgroup/memory/system.slice/docker-{cid}.scope/memory.stat", "total_rss"),
+                              (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.stat", "anon"),
+                              (f"/sys/fs/cgroup/docker/{cid}/memory.stat", "anon")):
+                if os.path.exists(stat):
+                    values = dict(line.split() for line in Path(stat).read_text().splitlines())
+                    usage[name] = int(values.get(key, 0))
+                    break
+        return usage
+
+
 def parse_size(text: str) -> int:
     units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
              "kB": 1000, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
