@@ -37,7 +37,7 @@ from harness.artifacts.images.oci import ImageSpec, LayerEntry
 from harness.errors import UserError
 
 E2E_PREFIX = "k8s-ha-lab.local/e2e"
-RECIPE_REVISION = "2"
+RECIPE_REVISION = "3"
 
 BUSYBOX_DEBS = DebSet("e2e busybox image", ("busybox-static",))
 
@@ -118,9 +118,12 @@ def _busybox_tree(scratch: Path, deb_dir: Path, label: str) -> RootfsBuilder:
 
     tree = RootfsBuilder(BUSYBOX_DEBS.unpacked(deb_dir, scratch), label)
     tree.add_program(BUSYBOX)
+    # Like the upstream busybox image (`busybox --install` into /bin): every applet in /bin,
+    # which the tests name by path (`/bin/sysctl`, `/bin/sleep`, ...), plus Debian's own paths.
     for applet in busybox_applets(tree.root / BUSYBOX):
         if applet != BUSYBOX:
             tree.add_symlink(applet, f"/{BUSYBOX}")
+            tree.add_symlink(f"bin/{Path(applet).name}", "busybox")
     _base_files(tree)
     return tree
 
@@ -135,8 +138,11 @@ def _tools_tree(scratch: Path, deb_dir: Path, label: str) -> RootfsBuilder:
     tree.add_symlink("bin/sh", "dash")
     shadowed = {Path(p).name for p in TOOL_PROGRAMS} | {"sh"}
     for applet in busybox_applets(tree.root / BUSYBOX):
-        if applet != BUSYBOX and Path(applet).name not in shadowed:
+        name = Path(applet).name
+        if applet != BUSYBOX and name not in shadowed:
             tree.add_symlink(applet, f"/{BUSYBOX}")
+            if not tree.has(f"bin/{name}"):
+                tree.add_symlink(f"bin/{name}", "busybox")
     # curl's CA bundle is not needed: nothing here talks TLS to a public host.
     tree.add_file("etc/nsswitch.conf", NSSWITCH.encode())
     _base_files(tree)
