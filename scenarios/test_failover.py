@@ -16,7 +16,7 @@ from harness.failover.runner import problems, run_scenario
 from harness.failover.scenarios import SCENARIOS, Env
 
 pytestmark = pytest.mark.failover
-CI_SUBSET = ("master-poweroff", "etcd-one-down", "controller-manager-leader-kill")
+CI_SUBSET = ("master-poweroff", "etcd-one-down", "controller-manager-leader-kill", "coredns-pod-killed")
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.failover import bounds
+from harness.failover import bounds, dns_scenario
 from harness.failover.observe import (haproxy_backend_status, lease_holder, measure_until, node_ready,
                                       vip_on)
 from harness.steps.actions import NotYet, etcdctl, kubectl, run, unit_is_active, wait_until
@@ -680,6 +680,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("master-partition", "master01 cut off the lab network",
              lambda e: bounds.vrrp_master_down(e.lab), _partition, _heal_partition,
              measure="vip_on_backup_after_s", invariants=_no_split_vip),
+    Scenario(dns_scenario.NAME, "a CoreDNS replica killed (SIGKILL) on its node", dns_scenario.bound,
+             dns_scenario.act, dns_scenario.restore, measure="longest_dns_gap_s",
+             invariants=dns_scenario.invariants),
 )}
 # Each drill joins its scenario by name.
 SCENARIOS = {name: dataclasses.replace(s, drill=DRILLS.get(name)) for name, s in SCENARIOS.items()}
