@@ -120,7 +120,7 @@ def etcd_attempt(ctx: StepContext, m, cert_args: str) -> tuple[int, str]:
     return out.exit_status, text
 
 
-def _refusal(kind: str, status: int, text: str, pattern: re.Pattern) -> None:
+def refused(kind: str, status: int, text: str, pattern: re.Pattern) -> None:
     __tracebackhide__ = True
     assert status != 0, f"etcd served a client with {kind}: {text[:300]}"
     assert pattern.search(text), f"etcd did not refuse {kind} with a TLS error; it said: {text[-600:]}"
@@ -144,8 +144,8 @@ def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
     # positive control first: with the member's own cert the same read works, so etcd is up, the
     # binary is there and the server's certificate verifies; the refusals below are about ours
     assert own[0] == 0, f"positive control: etcdctl with {m.name}'s own cert failed: {own[1][-400:]}"
-    _refusal("a foreign-CA certificate", *foreign, FOREIGN_CERT_REFUSED)
-    _refusal("no client certificate", *no_cert, NO_CERT_REFUSED)
+    refused("a foreign-CA certificate", *foreign, FOREIGN_CERT_REFUSED)
+    refused("no client certificate", *no_cert, NO_CERT_REFUSED)
     return foreign[1]
 
 

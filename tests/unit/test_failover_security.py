@@ -136,3 +136,21 @@ def test_kube_proxy_forbidden_fails_on_a_doctored_answer(check, secrets, admin, 
     ctx = check({PROXY_NODES: (0, "node/node01", ""), PROXY_SECRETS: secrets, ADMIN_SECRETS: admin})
     with pytest.raises(AssertionError, match=expect):
         security.kube_proxy_cannot_list_secrets(ctx)
+
+
+@pytest.mark.parametrize("answers, expect", [
+    ({etcd("none"): (1, "", GRPC % "certificate required"), etcd("own"): (0, "/registry/x\n", "")}, None),
+    ({etcd("none"): (0, "/registry/x\n", ""), etcd("own"): (0, "/registry/x\n", "")}, "served a client"),
+    ({etcd("none"): (127, "", "etcdctl: not found"), etcd("own"): (127, "", "etcdctl: not found")},
+     "positive control"),
+    ({etcd("none"): (1, "", "connection refused"), etcd("own"): (0, "/registry/x\n", "")}, "TLS error"),
+])
+def test_the_etcd_no_cert_check_wants_a_tls_refusal_and_a_working_control(check, answers, expect):
+    from checks import etcd as etcd_checks
+
+    ctx = check(answers)
+    if expect is None:
+        assert "certificate required" in etcd_checks.client_without_cert_is_rejected(ctx)
+    else:
+        with pytest.raises(AssertionError, match=expect):
+            etcd_checks.client_without_cert_is_rejected(ctx)
