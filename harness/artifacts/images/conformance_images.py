@@ -9,14 +9,14 @@ Recipes, by upstream image (test/images/<name>/Dockerfile in k8s.io/kubernetes):
 
   agnhost       /agnhost (Go, test/images/agnhost), /agnhost-2 -> agnhost, /uploads, porter's
                 localhost.crt/.key, the tools its Dockerfile installs: busybox (sh and the
-                coreutils), dash as /bin/sh, bash, BIND's dig/host/nslookup, curl,
+                coreutils), bash as /bin/sh, dash, BIND's dig/host/nslookup, curl,
                 netcat-openbsd, iproute2 (ss, ip),
                 glibc's getent; user-defined-in-image (1000) in group-defined-in-image (50000).
                 ENTRYPOINT /agnhost, CMD pause. The previous agnhost tag (2.55) is the same
                 image: the tests only need a second, different reference.
   glibc-dns-testing  a glibc root with dig and getent (upstream: debian-base + dnsutils): the
                 agnhost tools without agnhost.
-  busybox       Debian's busybox-static with its applet links.
+  busybox       Debian's busybox-static with its applet links (also all in /bin), bash as /bin/sh.
   nonroot       busybox, USER 1234.
   nonewprivs    busybox plus /usr/local/bin/nnp (Go, test/images/nonewprivs) set-uid root.
   nautilus, kitten   agnhost plus the picture and data.json from the module, CMD test-webserver.
@@ -37,9 +37,12 @@ from harness.artifacts.images.oci import ImageSpec, LayerEntry
 from harness.errors import UserError
 
 E2E_PREFIX = "k8s-ha-lab.local/e2e"
-RECIPE_REVISION = "3"
+RECIPE_REVISION = "4"
 
-BUSYBOX_DEBS = DebSet("e2e busybox image", ("busybox-static",))
+# bash is /bin/sh: Debian's busybox 1.35 ash drops environment variables whose names are not
+# shell identifiers (`data-1`, allowed in pods since 1.34) before `env` or a child sees them,
+# and prefers its own applets over PATH; bash passes such variables through untouched.
+BUSYBOX_DEBS = DebSet("e2e busybox image", ("busybox-static", "bash", "libc6", "libtinfo6"))
 
 TOOL_PROGRAM_PACKAGES = ("busybox-static", "dash", "bash", "bind9-dnsutils", "bind9-host",
                          "libc-bin", "curl", "netcat-openbsd", "iproute2")
@@ -61,8 +64,9 @@ TOOL_LIBRARY_PACKAGES = (
 TOOL_DEBS = DebSet("e2e tools image", (*TOOL_PROGRAM_PACKAGES, *TOOL_LIBRARY_PACKAGES))
 # image path -> path in the unpacked packages
 TOOL_PROGRAMS = {
-    # /bin/sh is dash, not busybox: Debian's busybox is built to prefer its applets, so a
-    # busybox sh would run its own `nc` (no -u) and `nslookup` even with real ones on PATH.
+    # /bin/sh is bash, not busybox: Debian's busybox is built to prefer its applets, so a
+    # busybox sh would run its own `nc` (no -u) and `nslookup` even with real ones on PATH;
+    # and unlike dash and busybox ash, bash passes variables like `data-1` to its children.
     "bin/dash": "bin/dash",
     "bin/bash": "bin/bash",
     "usr/bin/dig": "usr/bin/dig",
@@ -118,10 +122,12 @@ def _busybox_tree(scratch: Path, deb_dir: Path, label: str) -> RootfsBuilder:
 
     tree = RootfsBuilder(BUSYBOX_DEBS.unpacked(deb_dir, scratch), label)
     tree.add_program(BUSYBOX)
+    tree.add_program("bin/bash")
+    tree.add_symlink("bin/sh", "bash")
     # Like the upstream busybox image (`busybox --install` into /bin): every applet in /bin,
     # which the tests name by path (`/bin/sysctl`, `/bin/sleep`, ...), plus Debian's own paths.
     for applet in busybox_applets(tree.root / BUSYBOX):
-        if applet != BUSYBOX:
+        if applet != BUSYBOX and Path(applet).name not in ("sh", "bash"):
             tree.add_symlink(applet, f"/{BUSYBOX}")
             tree.add_symlink(f"bin/{Path(applet).name}", "busybox")
     _base_files(tree)
@@ -135,7 +141,7 @@ def _tools_tree(scratch: Path, deb_dir: Path, label: str) -> RootfsBuilder:
     tree.add_program(BUSYBOX)
     for image_path, source in TOOL_PROGRAMS.items():
         tree.add_program(image_path, source)
-    tree.add_symlink("bin/sh", "dash")
+    tree.add_symlink("bin/sh", "bash")
     shadowed = {Path(p).name for p in TOOL_PROGRAMS} | {"sh"}
     for applet in busybox_applets(tree.root / BUSYBOX):
         name = Path(applet).name
