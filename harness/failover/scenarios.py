@@ -646,7 +646,7 @@ DRILLS = {
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("master-poweroff", "master01 powered off (vagrant halt)",
              lambda e: bounds.vrrp_priority_zero(e.lab), _power_off, _restore_power,
-             measure="skew_wait_s", invariants=_vip_moved),
+             measure="vrrp_takeover_s", invariants=_vip_moved),
     Scenario("master-hard-kill", "master01 killed without a shutdown (docker kill / forced power-off)",
              lambda e: bounds.vrrp_master_down(e.lab), _hard_kill, _restore_power,
              measure="since_break_s", invariants=_vip_moved),
@@ -655,7 +655,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              measure="since_break_s", invariants=_vip_moved),
     Scenario("keepalived-stop", "keepalived stopped gracefully on master01",
              lambda e: bounds.vrrp_priority_zero(e.lab), _stop_keepalived, _start_keepalived,
-             measure="skew_wait_s", invariants=_vip_moved),
+             measure="vrrp_takeover_s", invariants=_vip_moved),
     Scenario("apiserver-kill", "one kube-apiserver killed",
              lambda e: bounds.haproxy_backend_down(e.lab), _kill_apiserver, _apiserver_back,
              measure="haproxy_marked_down_s", invariants=_haproxy_back),
