@@ -16,7 +16,8 @@ Recipes, by upstream image (test/images/<name>/Dockerfile in k8s.io/kubernetes):
                 image: the tests only need a second, different reference.
   glibc-dns-testing  a glibc root with dig and getent (upstream: debian-base + dnsutils): the
                 agnhost tools without agnhost.
-  busybox       Debian's busybox-static with its applet links (also all in /bin), bash as /bin/sh.
+  busybox       Debian's busybox-static with its applet links (also all in /bin); /bin/sh runs
+                busybox ash, or bash for an environment ash would mangle (BUSYBOX_SH).
   nonroot       busybox, USER 1234.
   nonewprivs    busybox plus /usr/local/bin/nnp (Go, test/images/nonewprivs) set-uid root.
   nautilus, kitten   agnhost plus the picture and data.json from the module, CMD test-webserver.
@@ -39,10 +40,20 @@ from harness.errors import UserError
 E2E_PREFIX = "k8s-ha-lab.local/e2e"
 RECIPE_REVISION = "4"
 
-# bash is /bin/sh: Debian's busybox 1.35 ash drops environment variables whose names are not
-# shell identifiers (`data-1`, allowed in pods since 1.34) before `env` or a child sees them,
-# and prefers its own applets over PATH; bash passes such variables through untouched.
+# /bin/sh in the busybox images: busybox's ash, as upstream's image has it (tests compare its
+# messages word for word, e.g. "/bin/sh: can't create /file: Read-only file system") -- except
+# when the environment holds a variable whose name is not a shell identifier (`data-1`, allowed
+# in pods since 1.34): Debian's busybox 1.35 ash drops those before `env` or any child sees
+# them (upstream's 1.37 keeps them), so then bash, which passes them through, runs the command.
 BUSYBOX_DEBS = DebSet("e2e busybox image", ("busybox-static", "bash", "libc6", "libtinfo6"))
+BUSYBOX_REVISION = "2"
+BUSYBOX_SH = """#!/bin/bash
+# k8s-ha-lab: busybox ash, or bash when a variable name ash would drop is in the environment.
+if /bin/busybox env | /bin/busybox grep -q '^[^=]*[^A-Za-z0-9_=][^=]*='; then
+    exec -a "$0" /bin/bash "$@"
+fi
+exec -a "$0" /bin/busybox "$@"
+"""
 
 TOOL_PROGRAM_PACKAGES = ("busybox-static", "dash", "bash", "bind9-dnsutils", "bind9-host",
                          "libc-bin", "curl", "netcat-openbsd", "iproute2")
@@ -123,7 +134,7 @@ def _busybox_tree(scratch: Path, deb_dir: Path, label: str) -> RootfsBuilder:
     tree = RootfsBuilder(BUSYBOX_DEBS.unpacked(deb_dir, scratch), label)
     tree.add_program(BUSYBOX)
     tree.add_program("bin/bash")
-    tree.add_symlink("bin/sh", "bash")
+    tree.add_file("bin/sh", BUSYBOX_SH.encode(), 0o755)
     # Like the upstream busybox image (`busybox --install` into /bin): every applet in /bin,
     # which the tests name by path (`/bin/sysctl`, `/bin/sleep`, ...), plus Debian's own paths.
     for applet in busybox_applets(tree.root / BUSYBOX):
@@ -239,6 +250,7 @@ def recipe_key(image: E2EImage, inputs: Inputs, scratch: Path, lab_key: dict) ->
     if image.recipe in ("agnhost", "agnhost-web", "tools"):
         TOOL_DEBS.digest_into(digest, scratch / "tools")
     if image.recipe in ("busybox", "nonroot", "nonewprivs", "etcd"):
+        digest.update(f"{BUSYBOX_REVISION}\0{BUSYBOX_SH}\0".encode())
         BUSYBOX_DEBS.digest_into(digest, scratch / "busybox")
     if image.recipe in ("nginx", "pause"):
         digest.update(lab_key[image.recipe].encode())
