@@ -140,7 +140,7 @@ def break_one_coredns_pod(ctx: StepContext, how: str = "delete", seconds: float 
     the queries, the failures and the longest gap between two answered queries."""
     import threading
 
-    from harness.steps.context import build_context
+    from harness.steps.context import StepContext as Context
 
     victims = coredns_pods(ctx)
     assert victims, "no CoreDNS pod to break"
@@ -150,8 +150,9 @@ def break_one_coredns_pod(ctx: StepContext, how: str = "delete", seconds: float 
     spare = [n for n in sorted(pods) if n not in victims.values()]
     client = pods[(spare or sorted(pods))[0]]
     result: dict = {}
-    # The loop runs over its own connection so the break below can go in parallel.
-    side = build_context(ctx.lab, ctx.state_dir)
+    # The loop runs over connections of its own (the same lab, files and secrets, new transports)
+    # so the break below can go in parallel.
+    side = Context(ctx.lab, ctx.state_dir, ctx.secrets, ctx.files)
     thread = threading.Thread(target=lambda: result.update(
         out=exec_in(side, client, query_loop_script(ctx, seconds), STEP, timeout=seconds + 60)))
     thread.start()

@@ -260,10 +260,13 @@ def metrics_server_yaml(lab: Lab, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
                          {"name": "tls", "mountPath": "/etc/metrics-server/tls", "readOnly": True},
                          {"name": "ca", "mountPath": "/etc/metrics-server/ca", "readOnly": True}],
     })
+    # metrics-server reads its serving cert only at start: a new one rolls the pod.
+    tls_sha = hashlib.sha256(cert_pem + key_pem).hexdigest()
     docs.append({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("metrics-server", **labels),
         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": {
+                 "template": {"metadata": {"labels": labels,
+                                           "annotations": {"k8s-ha-lab/tls-sha256": tls_sha}}, "spec": {
                      "priorityClassName": "system-cluster-critical",
                      "serviceAccountName": "metrics-server",
                      "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534},

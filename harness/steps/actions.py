@@ -199,8 +199,9 @@ def kubectl_apply(ctx: StepContext, step: str, manifest: str) -> bool:
 
 
 def wait_deployment(ctx: StepContext, step: str, namespace: str, name: str, *,
-                    timeout: float = 240.0) -> None:
-    """Until every replica of the Deployment's current revision is updated and available."""
+                    timeout: float = 240.0) -> int:
+    """Until every replica of the Deployment's current revision is updated and available;
+    returns how many replicas it has."""
     import json
 
     def rolled_out():
@@ -211,5 +212,6 @@ def wait_deployment(ctx: StepContext, step: str, namespace: str, name: str, *,
         got = {k: status.get(k, 0) for k in ("updatedReplicas", "availableReplicas", "replicas")}
         if got["updatedReplicas"] != want or got["availableReplicas"] != want or got["replicas"] != want:
             raise NotYet(f"{name}: {got}, want {want} of each")
-    wait_until(ctx, step, ctx.lab.masters[0], f"deployment {namespace}/{name} rolled out", rolled_out,
+        return want
+    return wait_until(ctx, step, ctx.lab.masters[0], f"deployment {namespace}/{name} rolled out", rolled_out,
                timeout=timeout, interval=3, command=f"kubectl -n {namespace} get deployment {name}")

@@ -42,8 +42,7 @@ def run_step(ctx: StepContext) -> None:
     first = ctx.lab.masters[0]
     sync_files(ctx, NAME, first)
     kubectl_apply(ctx, NAME, MANIFEST)
-    wait_deployment(ctx, NAME, NAMESPACE, "coredns")
-    want = json.loads(kubectl(ctx, NAME, f"-n {NAMESPACE} get deployment coredns -o json").stdout)["spec"]["replicas"]
+    want = wait_deployment(ctx, NAME, NAMESPACE, "coredns")
 
     def served():
         ips = ready_endpoints(ctx)

@@ -35,9 +35,7 @@ def run_step(ctx: StepContext) -> None:
     for_each(ctx, NAME, ctx.lab.nodes, lambda m: import_images(ctx, m, ("metrics_server",), step=NAME), "images")
     first = ctx.lab.masters[0]
     sync_files(ctx, NAME, first)
-    if kubectl_apply(ctx, NAME, MANIFEST):
-        # A new serving cert in the Secret is read only at start.
-        kubectl(ctx, NAME, f"-n {NAMESPACE} rollout restart deployment/{METRICS_APP}")
+    kubectl_apply(ctx, NAME, MANIFEST)
     wait_deployment(ctx, NAME, NAMESPACE, METRICS_APP)
 
     def available():

@@ -74,3 +74,22 @@ def write_lab(tmp_path):
         path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
         return path
     return write
+
+
+def require_tool(*names: str, why: str = "bin/setup-host installs it") -> str:
+    """The path of the first of `names` found on PATH (or where .ci/lint-tools.sh puts tools).
+    Missing: a failure in CI, where bin/setup-host must have installed it; a skip saying so
+    elsewhere, so a bare checkout still runs the rest of the offline suite."""
+    import os
+    import shutil
+
+    for name in names:
+        found = shutil.which(name) or next((str(p) for p in (Path("/usr/local/bin") / name,
+                                                                Path.home() / "go" / "bin" / name)
+                                            if p.exists()), None)
+        if found:
+            return found
+    message = f"{' or '.join(names)} is not installed ({why})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -130,16 +130,10 @@ def test_the_dns_loop_parser_counts_failures_and_the_longest_gap():
     assert longest_gap(parse_loop("1700.00 ok\n1702.00 fail\n")) == 2.0
 
 
-def _lab_with(tmp_path, **changes):
-    from harness import REPO_ROOT
-    from harness.lab import load_lab
+def _lab_with(seed_data, write_lab, **changes):
+    from harness.labfile import load_lab
 
-    data = yaml.safe_load((REPO_ROOT / "labs" / "seed.yaml").read_text())
-    for key, value in changes.items():
-        data[key] = value
-    path = tmp_path / "lab.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_lab(path)
+    return load_lab(write_lab({**seed_data, **changes}))
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -149,18 +143,18 @@ def _lab_with(tmp_path, **changes):
     ({"autoscaling": {"downscale_stabilization": "2h"}}, "autoscaling.downscale_stabilization"),
     ({"autoscaling": {"sync": "5s"}}, "autoscaling.sync"),
 ])
-def test_bad_addon_settings_are_refused_naming_the_field(tmp_path, changes, field):
+def test_bad_addon_settings_are_refused_naming_the_field(seed_data, write_lab, changes, field):
     with pytest.raises(LabError) as err:
-        _lab_with(tmp_path, **changes)
+        _lab_with(seed_data, write_lab, **changes)
     assert str(err.value).startswith(field)
 
 
-def test_a_lab_without_addons_renders_none(tmp_path):
+def test_a_lab_without_addons_renders_none(tmp_path, seed_data, write_lab):
     from harness import pki_store
     from harness.render.plan import build_plan
     from harness.state import load_secrets
 
-    lab = _lab_with(tmp_path, addons=[], autoscaling={"sync_period": "1m", "downscale_stabilization": 0})
+    lab = _lab_with(seed_data, write_lab, addons=[], autoscaling={"sync_period": "1m", "downscale_stabilization": 0})
     assert lab.autoscaling.sync_period_s == 60 and lab.autoscaling.downscale_stabilization_s == 0
     pki_store.ensure_pki(lab, tmp_path / "pki")
     files = build_plan(lab, tmp_path / "pki", load_secrets(lab, tmp_path))

@@ -22,6 +22,7 @@ from harness.artifacts.images.gobinary_image import GO_BINARY_IMAGES
 from harness.artifacts.images.oci import ImageSpec, LayerEntry, image_blobs, read_archive
 from harness.errors import UserError
 from harness.versions import load_versions
+from tests.unit.conftest import require_tool  # noqa: E402
 
 VERSIONS = load_versions()
 
@@ -201,8 +202,7 @@ def _host_root(tmp_path: Path, program: str) -> Path:
 
 
 def test_rootfs_builder_adds_a_program_with_its_libraries_and_parents(tmp_path):
-    if not shutil.which("readelf"):
-        pytest.skip("readelf not installed")
+    require_tool("readelf", why="binutils; .ci/artifacts.sh installs it")
     root = _host_root(tmp_path, "usr/bin/getent")
     tree = RootfsBuilder(root, "test image")
     tree.add_program("usr/bin/getent")
@@ -218,8 +218,7 @@ def test_rootfs_builder_adds_a_program_with_its_libraries_and_parents(tmp_path):
 
 
 def test_a_library_missing_from_the_packages_is_named(tmp_path):
-    if not shutil.which("readelf"):
-        pytest.skip("readelf not installed")
+    require_tool("readelf", why="binutils; .ci/artifacts.sh installs it")
     root = _host_root(tmp_path, "usr/bin/getent")
     (root / "lib/x86_64-linux-gnu/libc.so.6").unlink()
     with pytest.raises(UserError, match="libc.so.6"):

@@ -2,13 +2,12 @@
 and shellcheck on the set-up script that builds actionlint. In CI the tools must be there
 (bin/setup-host installs shellcheck and runs .ci/lint-tools.sh): a missing one fails, never skips."""
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from tests.unit.conftest import require_tool  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]   # the checkout: .github is not installed
 
@@ -16,13 +15,7 @@ WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name) or next((str(p) for p in (Path("/usr/local/bin") / name, Path.home() / "go" / "bin" / name)
-                                        if p.exists()), None)
-    if found:
-        return found
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is missing: bin/setup-host installs it (.ci/lint-tools.sh for actionlint)")
-    pytest.skip(f"{name} is not installed (bin/setup-host installs it)")
+    return require_tool(name, why="bin/setup-host installs it; .ci/lint-tools.sh for actionlint")
 
 
 def test_there_is_a_nightly_workflow():

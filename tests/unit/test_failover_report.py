@@ -5,7 +5,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +14,7 @@ pytest.importorskip("matplotlib") if os.environ.get("CI") != "true" else None
 
 from harness.failover import bounds, report  # noqa: E402
 from harness.failover.runner import ScenarioResult, write_reports  # noqa: E402
+from tests.unit.conftest import require_tool  # noqa: E402
 
 SCREENSHOT_DIR = os.environ.get("K8S_HA_LAB_SCREENSHOTS")   # keep the screenshots somewhere to look at
 
@@ -98,17 +98,9 @@ def test_marks_on_the_timeline(artifacts):
     assert report.marks(etcd)["bound"] == pytest.approx(3.1 + 1.1)      # figure runs from the break
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.parametrize("page", ["index.html", "master-poweroff.html", "trend.html"])
 def test_pages_render_in_headless_chromium(artifacts, page, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing: bin/setup-host installs it")
-        pytest.skip("chromium is not installed (bin/setup-host installs it)")
+    browser = require_tool("chromium", "chromium-browser")
     target = artifacts / "nightly-2" / "scenarios" / page
     shot = Path(SCREENSHOT_DIR or tmp_path) / f"report-{page.replace('.html', '')}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
