@@ -109,6 +109,8 @@ def cmd_up(args) -> int:
 
     lab = load_lab(args.lab)
     steps_until(args.until)  # a bad --until is refused before anything starts
+    if args.step:
+        return _run_one_step(lab, args)
     run_dir = _run_dir("up")
     try:
         status = machines_cli.up_machines(lab, args)
@@ -136,6 +138,29 @@ def _run_up_steps(lab: Lab, args, run_dir: Path) -> None:
         run_steps(ctx, until=args.until, timings_file=run_dir / "step-timings.json")
     finally:
         ctx.close()
+
+
+def _run_one_step(lab: Lab, args) -> int:
+    """`up --step NAME`: only that step, on a lab that is up (re-run one step after a fix, or
+    follow one step while learning). A failure leaves the lab as it is, like --keep."""
+    from harness.errors import StepError
+    from harness.steps import STEP_NAMES, STEPS
+    from harness.steps.context import build_context
+    from harness.steps.runner import run_one
+
+    if args.step not in STEP_NAMES or args.step == "machines":
+        raise UserError(f"--step: unknown step {args.step!r} (steps: {', '.join(STEP_NAMES[1:])})")
+    require_lab_up(args.lab)
+    ctx = build_context(lab)
+    ctx.serial = args.serial
+    try:
+        run_one(ctx, STEPS[STEP_NAMES.index(args.step)], {})
+    except StepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ctx.close()
+    return 0
 
 
 def _fail_up(lab: Lab, args, run_dir: Path, exc: BaseException) -> int:
@@ -203,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lab_arg(p)
     p.add_argument("--only", choices=["machines"], help="stop after the machines")
     p.add_argument("--until", metavar="STEP", help="stop after this step (see `plan`)")
+    p.add_argument("--step", metavar="STEP", help="run only this step, on a lab that is up")
     p.add_argument("--keep", action="store_true", help="on failure, leave the lab up for inspection")
     p.add_argument("--serial", action="store_true",
                    help="within each step, one machine after another (default: all machines at once)")

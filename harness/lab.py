@@ -83,7 +83,26 @@ class Autoscaling:
     downscale_stabilization_s: int = 300
 
 
-ADDONS = ("dns", "metrics")
+ADDONS = ("dns", "metrics", "ingress", "registry", "logs")
+# The host names each add-on publishes through the ingress, as <app>.<ingress domain>. Every
+# machine's /etc/hosts points them at every node (traefik listens on each node's own address).
+INGRESS_APPS = {"ingress": ("nginx",), "logs": ("logs",)}
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """traefik on ports 80 and 443 of every node (the guide's traefik ingress)."""
+    domain: str  # apps are published as <app>.<domain>
+    http_port: int = 80
+    https_port: int = 443
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The private registry (the guide's harbor): a fixed ClusterIP that /etc/hosts on every node
+    names registry.<ingress domain>, and its storage on a directory that one machine exports."""
+    service_ip: IPv4Address
+    storage_server: str  # the machine that exports the registry's directory (sshfs here, NFS in VMs)
 
 
 @dataclass(frozen=True)
@@ -105,6 +124,8 @@ class Lab:
     versions: Versions = field(repr=False)
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     addons: tuple[str, ...] = ADDONS  # the add-on steps this lab runs, in ADDONS order
+    ingress: Ingress | None = None  # set by harness.validate (defaults derived from the lab)
+    registry: Registry | None = None
 
     def has_addon(self, name: str) -> bool:
         return name in self.addons
@@ -173,6 +194,19 @@ class Lab:
     @property
     def dns_domain(self) -> str:
         return self.cluster.dns_domain.rstrip(".")
+
+    # --- the add-ons' names ------------------------------------------------------------------
+    def ingress_host(self, app: str) -> str:
+        """The name an app answers to through the ingress, e.g. nginx.apps.virtual.local."""
+        return f"{app}.{self.ingress.domain.rstrip('.')}"
+
+    @property
+    def ingress_apps(self) -> tuple[str, ...]:
+        return tuple(app for addon, apps in INGRESS_APPS.items() if self.has_addon(addon) for app in apps)
+
+    @property
+    def registry_host(self) -> str:
+        return self.ingress_host("registry")
 
 
 def __getattr__(name: str):

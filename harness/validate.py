@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import LabError
-from harness.lab import (ADDONS, ROLES, Autoscaling, Cluster, Flannel, Haproxy, Keepalived, Lab, Machine, Pki)
+from harness.lab import (ADDONS, ROLES, Autoscaling, Cluster, Flannel, Haproxy, Ingress, Keepalived, Lab,
+                         Machine, Pki, Registry)
 from harness.versions import Versions
 
 TOP_FIELDS = {"name", "network", "vip", "master_url", "api_port", "vip_port", "machines",
               "cluster", "flannel", "keepalived", "haproxy", "pki", "resources", "versions",
-              "addons", "autoscaling"}
+              "addons", "autoscaling", "ingress", "registry"}
 # The guide's token: 16 random bytes as hex (`head -c 16 /dev/urandom | od -An -t x`).
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -305,6 +306,35 @@ def _addons(data: dict) -> tuple[str, ...]:
     return tuple(a for a in ADDONS if a in raw)
 
 
+def _ingress(data: dict, master_url: str) -> Ingress:
+    """Default domain: apps. plus MASTER_URL's parent domain (k8s-api.virtual.local ->
+    apps.virtual.local), so the lab's names share one domain."""
+    raw = _section(data, "ingress", {"domain"}, required=False)
+    parent = master_url.rstrip(".").split(".", 1)
+    default = f"apps.{parent[1] if len(parent) == 2 else parent[0]}"
+    return Ingress(domain=_domain(raw.get("domain", default), "ingress.domain").rstrip("."))
+
+
+def _registry(data: dict, cluster: Cluster, machines: tuple[Machine, ...]) -> Registry:
+    """Default service IP: the service range's fifth address; default storage server: the last
+    master that is not a node (so losing a node never takes the storage with it)."""
+    raw = _section(data, "registry", {"service_ip", "storage_server"}, required=False)
+    service = cluster.service_cidr
+    ip = _ip(raw.get("service_ip", service.network_address + 5), "registry.service_ip")
+    if ip not in service or ip in (service.network_address, service.broadcast_address):
+        raise LabError("registry.service_ip", f"{ip} is not an allocatable address of cluster.service_cidr {service}")
+    taken = {cluster.kubernetes_service_ip: "the kubernetes service IP (cluster.kubernetes_service_ip)",
+             cluster.dns_service_ip: "the DNS service IP (cluster.dns_service_ip)"}
+    if ip in taken:
+        raise LabError("registry.service_ip", f"{ip} is already {taken[ip]}")
+    names = [m.name for m in machines]
+    candidates = [m.name for m in machines if m.has("master") and not m.has("node")] or names
+    server = str(raw.get("storage_server", candidates[-1]))
+    if server not in names:
+        raise LabError("registry.storage_server", f"{server!r} is not a machine of this lab ({', '.join(names)})")
+    return Registry(service_ip=ip, storage_server=server)
+
+
 def _check_topology(machines: tuple[Machine, ...], network, vip) -> None:
     etcd = [m for m in machines if m.has("etcd")]
     if not etcd or len(etcd) % 2 == 0:
@@ -347,4 +377,5 @@ def build_lab(data: dict, versions: Versions, source: Path | None = None) -> Lab
                master_url=master_url.rstrip("."), api_port=api_port, vip_port=vip_port,
                machines=machines, cluster=cluster, flannel=_flannel(data, cluster),
                keepalived=_keepalived(data, lbs), haproxy=haproxy, pki=_pki(data),
-               versions=versions, autoscaling=_autoscaling(data), addons=_addons(data))
+               versions=versions, autoscaling=_autoscaling(data), addons=_addons(data),
+               ingress=_ingress(data, master_url), registry=_registry(data, cluster, machines))

@@ -27,6 +27,8 @@ NODE_PACKAGES = (
     "haproxy", "keepalived",
     "curl", "ca-certificates", "procps", "psmisc", "kmod", "netcat-openbsd",
     "busybox-static",  # a static binary to make nested test containers from, with no registry
+    "sshfs",  # the registry's shared storage: one machine exports a directory, the nodes mount it
+    "wrk",  # the ingress benchmark's load generator (requests per second, latency percentiles)
     "python3",
 )
 

@@ -25,9 +25,14 @@ COMMON_ARGS = ["--cgroupns=private", "--tmpfs", "/run", "--tmpfs", "/run/lock",
 PRIVILEGED_ARGS = ["--privileged", *COMMON_ARGS]
 # Where --privileged fails ("unable to apply caps") because the host itself lacks
 # CAP_SYS_RESOURCE: everything else, with the confinements that would block systemd lifted.
+# The device rule opens the container's device cgroup the way --privileged would: the kubelet
+# gives privileged pods `a *:* rwm`, which a child cgroup cannot get unless its parent has it
+# (a Job conformance test runs privileged pods). /dev/fuse is for the registry's sshfs storage.
 CAPABILITY_ARGS = ["--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
                    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                   "--security-opt", "systempaths=unconfined", *COMMON_ARGS]
+                   "--security-opt", "systempaths=unconfined", "--device-cgroup-rule=a *:* rwm",
+                   *COMMON_ARGS]
+FUSE_DEVICE = "/dev/fuse"
 CREATE_ARGS_FILE = "docker_create_args.json"
 
 Runner = Callable[[list[str]], subprocess.CompletedProcess]
@@ -53,23 +58,34 @@ def privileged_allowed(image: str, run: Runner = run_docker) -> bool:
     return proc.returncode == 0
 
 
+def create_args_for(privileged: bool, fuse: bool | None = None) -> list[str]:
+    if privileged:
+        return list(PRIVILEGED_ARGS)
+    fuse = Path(FUSE_DEVICE).exists() if fuse is None else fuse
+    return [*CAPABILITY_ARGS, *(["--device", FUSE_DEVICE] if fuse else [])]
+
+
 def choose_create_args(image: str, run: Runner = run_docker) -> list[str]:
-    return list(PRIVILEGED_ARGS if privileged_allowed(image, run) else CAPABILITY_ARGS)
+    return create_args_for(privileged_allowed(image, run))
 
 
 def cached_create_args(state_dir: Path, image: str | None = None, run: Runner = run_docker) -> list[str]:
-    """The probe's answer, kept in the lab's state folder so each `vagrant` call is fast."""
+    """The probe's answer (may this host run --privileged?), kept in the lab's state folder so
+    each `vagrant` call is fast. Only the answer is kept, never the argument list, so a change
+    to the lists reaches a lab whose state folder is older than the change."""
     path = Path(state_dir) / CREATE_ARGS_FILE
     if path.exists():
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
+        # older state folders hold the whole list
+        return create_args_for(saved["privileged"] if isinstance(saved, dict) else "--privileged" in saved)
     if image is None:
         from harness.image.recipe import node_image_tag
         image = node_image_tag()
-    args = choose_create_args(image, run)
+    privileged = privileged_allowed(image, run)
     partial = path.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps(args))
+    partial.write_text(json.dumps({"privileged": privileged}))
     os.replace(partial, path)  # a concurrent `vagrant` never reads half a file
-    return args
+    return create_args_for(privileged)
 
 
 # --- what exists on the docker host ----------------------------------------------------------

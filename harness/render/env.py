@@ -30,12 +30,20 @@ def env_sh(lab: Lab, machine: Machine) -> str:
     return "\n".join(lines) + "\n"
 
 
-def hosts_block(lab: Lab) -> str:
-    """The lines the hosts step keeps between markers in /etc/hosts on every machine."""
+def hosts_block(lab: Lab, machine: Machine) -> str:
+    """The lines the hosts step keeps between markers in /etc/hosts on every machine.
+
+    The ingress names get one line per node: glibc returns every address (`multi on`), and a
+    client that finds one node's traefik down tries the next. The registry's name points at its
+    Service's ClusterIP, which only machines running kube-proxy (the nodes) can reach."""
     lines = [HOSTS_BEGIN, f"{lab.api_address} {lab.master_url}"]
     for m in lab.machines:
         names = dict.fromkeys([m.name, m.node_name])
         lines.append(f"{m.ip} {' '.join(names)}")
+    for app in lab.ingress_apps:
+        lines.extend(f"{node.ip} {lab.ingress_host(app)}" for node in lab.nodes)
+    if lab.has_addon("registry") and machine.has("node"):
+        lines.append(f"{lab.registry.service_ip} {lab.registry_host}")
     lines.append(HOSTS_END)
     return "\n".join(lines) + "\n"
 

@@ -45,7 +45,7 @@ def build_plan(lab: Lab, pki_dir: Path, secrets: LabSecrets) -> list[RenderedFil
     for m in lab.machines:
         # hosts: env.sh, the MASTER_URL record, sysctls
         plan.add(m, "hosts", f"{K8S_DIR}/env.sh", env.env_sh(lab, m))
-        plan.add(m, "hosts", "/etc/k8s-ha-lab/hosts", env.hosts_block(lab))
+        plan.add(m, "hosts", "/etc/k8s-ha-lab/hosts", env.hosts_block(lab, m))
         plan.add(m, "hosts", "/etc/sysctl.d/90-k8s-ha-lab.conf", env.sysctl_conf(lab, m))
         # pki: the CA certificate everywhere, its key on masters only
         plan.add(m, "pki", f"{SSL_DIR}/ca.pem", plan.pem("ca.pem"))

@@ -27,6 +27,9 @@ STEPS: tuple[StepInfo, ...] = (
     # The intro's promised add-ons, which the guide's text never reaches.
     StepInfo("dns", "intro", "CoreDNS on the lab's DNS service IP and domain (the guide's kubedns)"),
     StepInfo("metrics", "intro", "metrics-server behind the aggregation layer (the guide's heapster)"),
+    StepInfo("ingress", "intro", "traefik on ports 80 and 443 of every node (the guide's traefik ingress)"),
+    StepInfo("registry", "intro", "a private registry with TLS and htpasswd on shared storage (the guide's harbor on NFS)"),
+    StepInfo("logs", "intro", "VictoriaLogs with vlagent on every node, and the audit logs (the guide's log collection)"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
 

@@ -16,7 +16,8 @@ from harness.steps.context import StepContext
 # step name -> module under harness.steps; "machines" is the provider's job, not a module here.
 MODULES = {"hosts": "hosts", "pki": "pki", "etcd": "etcd", "kubectl": "kubectl",
            "flannel": "flannel", "masters": "masters", "api-ha": "api_ha", "nodes": "nodes",
-           "workload": "workload", "dns": "dns", "metrics": "metrics"}
+           "workload": "workload", "dns": "dns", "metrics": "metrics",
+           "ingress": "ingress", "registry": "registry", "logs": "logs"}
 
 
 def step_function(name: str):

@@ -84,6 +84,20 @@ def test_create_args_are_probed_once_per_lab(tmp_path):
     assert len(calls) == 1
 
 
+def test_an_old_state_folder_gets_todays_arguments(tmp_path):
+    # A state folder written before the device rule and /dev/fuse: the saved list is only read
+    # for its answer (no --privileged), and the arguments come from today's constants.
+    (tmp_path / docker_provider.CREATE_ARGS_FILE).write_text('["--cap-add=ALL", "--tty"]')
+    args = docker_provider.cached_create_args(tmp_path, "img:1", _fake_docker(privileged_ok=False)[0])
+    assert "--device-cgroup-rule=a *:* rwm" in args
+
+
+def test_fuse_device_only_where_the_host_has_it():
+    assert docker_provider.create_args_for(False, fuse=True)[-2:] == ["--device", "/dev/fuse"]
+    assert "/dev/fuse" not in docker_provider.create_args_for(False, fuse=False)
+    assert "--privileged" in docker_provider.create_args_for(True)
+
+
 def test_memory_sizes_from_docker_stats():
     assert docker_provider.parse_size("51.2MiB") == int(51.2 * 2**20)
     assert docker_provider.parse_size("1.5GiB") == int(1.5 * 2**30)

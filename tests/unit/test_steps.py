@@ -206,7 +206,7 @@ def test_serving_csrs_are_approved_or_denied_by_the_node_check(ctx):
 
 def test_steps_follow_the_guide_order():
     assert STEP_NAMES == ("machines", "hosts", "pki", "etcd", "kubectl", "flannel", "masters",
-                          "api-ha", "nodes", "workload", "dns", "metrics")
+                          "api-ha", "nodes", "workload", "dns", "metrics", "ingress", "registry", "logs")
     assert [s.name for s in steps_until("flannel")][-1] == "flannel"
     with pytest.raises(UserError, match="--until: unknown step 'flanel'"):
         steps_until("flanel")
