@@ -184,13 +184,29 @@ def kubelet_service(lab: Lab, machine: Machine) -> str:
         service={"WorkingDirectory": "/var/lib/kubelet"})
 
 
+def service_cidr_reject(lab: Lab) -> str:
+    """Refuse what kube-proxy did not translate: a packet to the service range that no Service
+    port matched (no DNAT) gets a TCP reset or an ICMP port-unreachable, the way kube-proxy's
+    nftables and ipvs modes answer. Without it such a packet follows the default route out of
+    the node, and on a docker host the host's own network answered TCP port 80 for any address
+    (conformance "Services should serve endpoints on same port and different protocols" saw a
+    removed TCP port still answer). -C before -I keeps it idempotent across restarts."""
+    rules = []
+    for chain in ("FORWARD", "OUTPUT"):
+        for proto, reject in (("tcp", "tcp-reset"), ("udp", "icmp-port-unreachable")):
+            rule = (f"{chain} -d {lab.cluster.service_cidr} -p {proto} -m conntrack ! --ctstate DNAT "
+                    f"-j REJECT --reject-with {reject}")
+            rules.append(f"iptables -C {rule} 2>/dev/null || iptables -I {rule}")
+    return "/bin/sh -c '" + "; ".join(rules) + "'"
+
+
 def kube_proxy_service(lab: Lab, machine: Machine) -> str:
     return _unit("Kubernetes Kube-Proxy Server", [
         f"{BIN_DIR}/kube-proxy",
         f"--config={K8S_DIR}/kube-proxy-config.yaml",
         f"--hostname-override={machine.node_name}",
         "--v=2",
-    ], service={"WorkingDirectory": "/var/lib/kube-proxy"})
+    ], service={"WorkingDirectory": "/var/lib/kube-proxy", "ExecStartPre": service_cidr_reject(lab)})
 
 
 def containerd_dropin() -> str:

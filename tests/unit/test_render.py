@@ -249,3 +249,14 @@ def test_rendering_twice_gives_the_same_bytes(rendered_seed):
     again = build_plan(rendered_seed.lab, rendered_seed.pki_dir, rendered_seed.secrets)
     assert [(f.machine, f.path, f.content) for f in again] == \
         [(f.machine, f.path, f.content) for f in rendered_seed.files]
+
+
+def test_kube_proxy_refuses_untranslated_service_traffic(seed_lab):
+    from harness.render.units import kube_proxy_service
+    unit = kube_proxy_service(seed_lab, seed_lab.machine("node01"))
+    pre = next(line for line in unit.splitlines() if line.startswith("ExecStartPre="))
+    for chain in ("FORWARD", "OUTPUT"):
+        for proto, reject in (("tcp", "tcp-reset"), ("udp", "icmp-port-unreachable")):
+            rule = (f"{chain} -d {seed_lab.cluster.service_cidr} -p {proto} -m conntrack ! --ctstate DNAT "
+                    f"-j REJECT --reject-with {reject}")
+            assert f"iptables -C {rule} 2>/dev/null || iptables -I {rule}" in pre
