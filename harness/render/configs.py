@@ -9,6 +9,8 @@ import yaml
 from harness.lab import Lab, Machine
 from harness.render import (CNI_BIN_DIR, CNI_CONF_DIR, CONTAINERD_SOCKET, K8S_DIR, SSL_DIR)
 
+CERTS_D = "/etc/containerd/certs.d"
+
 
 def _yaml(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
@@ -56,6 +58,13 @@ def kubelet_config(lab: Lab, machine: Machine) -> str:
         "serverTLSBootstrap": True,
         "serializeImagePulls": False,
         "resolvConf": "/etc/resolv.conf",
+        # The lab's images are imported, not pulled: one removed by image GC never comes back
+        # (a conformance run lost the pause image this way and no pod could start). And the
+        # node's filesystem is the host's disk, shared with everything else on the host, so its
+        # usage says nothing about the node: no disk-based image GC, and eviction on memory only.
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {"memory.available": "100Mi"},
     })
 
 
@@ -100,7 +109,19 @@ state = "/run/containerd"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{CNI_CONF_DIR}"
+  # Per-registry settings in certs.d/<host>/hosts.toml (the lab registry's CA): read at each pull.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{CERTS_D}"
 """
+
+
+def registry_trust(lab: Lab) -> list[tuple[str, str]]:
+    """(path, content) of containerd's per-registry files: the lab registry, trusted by the lab
+    CA (harness.render.registry.hosts_toml), when the lab has the add-on."""
+    if not lab.has_addon("registry"):
+        return []
+    from harness.render.registry import hosts_toml, hosts_toml_path
+    return [(hosts_toml_path(lab), hosts_toml(lab))]
 
 
 def cni_conflist(lab: Lab, subnet: str, mtu: int) -> str:

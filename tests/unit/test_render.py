@@ -260,3 +260,11 @@ def test_kube_proxy_refuses_untranslated_service_traffic(seed_lab):
             rule = (f"{chain} -d {seed_lab.cluster.service_cidr} -p {proto} -m conntrack ! --ctstate DNAT "
                     f"-j REJECT --reject-with {reject}")
             assert f"iptables -C {rule} 2>/dev/null || iptables -I {rule}" in pre
+
+
+def test_kubelet_never_garbage_collects_the_imported_images(seed_lab):
+    import yaml
+    from harness.render.configs import kubelet_config
+    config = yaml.safe_load(kubelet_config(seed_lab, seed_lab.machine("node01")))
+    assert config["imageGCHighThresholdPercent"] == 100  # 100 turns disk-based image GC off
+    assert set(config["evictionHard"]) == {"memory.available"}
