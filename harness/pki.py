@@ -102,6 +102,11 @@ def cert_specs(lab: Lab) -> list[CertSpec]:
     specs.append(CertSpec(FRONT_PROXY_CLIENT, FRONT_PROXY_CLIENT, "k8s", ca=FRONT_PROXY_CA_SPEC.stem))
     if lab.has_addon("metrics"):
         specs.append(CertSpec("metrics-server", "metrics-server", "k8s", metrics_server_sans(lab)))
+    if lab.has_addon("logs"):
+        # VictoriaLogs' HTTPS listener: its Service names, and the storage node the masters'
+        # collectors write to (harness.render.logs).
+        from harness.render.logs import victorialogs_sans
+        specs.append(CertSpec("victorialogs", "victorialogs", "k8s", victorialogs_sans(lab)))
     return specs
 
 

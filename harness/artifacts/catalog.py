@@ -49,6 +49,12 @@ COMPONENT_BINARIES: dict[str, tuple[BinarySpec, ...]] = {
         # prints client-go's gitVersion alone, e.g. "v0.9.0"
         BinarySpec("metrics-server", ("--version",), "v{v}"),
     ),
+    # VictoriaLogs (victoria-logs) and its collector (vlagent): one module, one image; vlagent
+    # also runs on the masters, outside Kubernetes, for the apiservers' audit logs.
+    "victorialogs": (
+        BinarySpec("victoria-logs", ("-version",), "-tags-v{v}-0-"),
+        BinarySpec("vlagent", ("-version",), "-tags-v{v}-0-"),
+    ),
 }
 
 BINARY_COMPONENTS = tuple(COMPONENT_BINARIES)

@@ -78,6 +78,13 @@ def _metrics_server_ldflags(version: str) -> list[str]:
             f"-X {package}.buildDate=1970-01-01T00:00:00Z"]
 
 
+def _victorialogs_ldflags(version: str) -> list[str]:
+    # The Makefile stamps lib/buildinfo.Version as <app>-<date>-tags-<tag>-<n>-g<sha>; the UI
+    # and /metrics take the vX.Y.Z out of it. No checkout here: a fixed date and "module".
+    return [f"-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version="
+            f"victoria-logs-19700101-000000-tags-{version}-0-module"]
+
+
 KUBE_CMDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
              "kube-proxy", "kubectl")
 
@@ -127,6 +134,17 @@ GO_RECIPES: dict[str, GoRecipe] = {
         packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
         tags=(),
         ldflags=_metrics_server_ldflags,
+        published=lambda version: (lambda path: None),
+    ),
+    "victorialogs": GoRecipe(
+        component="victorialogs",
+        modules=("github.com/VictoriaMetrics/VictoriaLogs",),
+        # vlagent's kubernetescollector and filecollector are in the same main package.
+        packages={"victoria-logs": "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs",
+                  "vlagent": "github.com/VictoriaMetrics/VictoriaLogs/app/vlagent"},
+        # CGO_ENABLED=0 is upstream's "-pure" build: zstd in Go instead of gozstd's C.
+        tags=(),
+        ldflags=_victorialogs_ldflags,
         published=lambda version: (lambda path: None),
     ),
 }

@@ -14,7 +14,7 @@ from harness import pki_store
 from harness.lab import Lab, Machine
 from harness.pki import FRONT_PROXY_CLIENT
 from harness.render import (BIN_DIR, ETCD_SSL_DIR, FLANNEL_DIR, K8S_DIR, SSL_DIR, UNIT_DIR,
-                            RenderedFile, addons, configs, env, lb, manifests, units)
+                            RenderedFile, addons, configs, env, lb, logs, manifests, units)
 from harness.render.kubeconfig import kubeconfig
 from harness.state import LabSecrets
 
@@ -110,6 +110,12 @@ def _master_files(plan: _Plan, m: Machine, secrets: LabSecrets, local_api: str) 
         plan.add(m, "metrics", f"{K8S_DIR}/addons/metrics-server.yaml",
                  addons.metrics_server_yaml(lab, plan.pem("ca.pem"), plan.pem("metrics-server.pem"),
                                             plan.pem("metrics-server-key.pem")), SECRET)
+    if lab.has_addon("logs"):
+        # Holds VictoriaLogs' serving key in a Secret: root-only on the master.
+        if m is lab.masters[0]:
+            plan.add(m, "logs", f"{K8S_DIR}/addons/logs.yaml",
+                     logs.logs_yaml(lab, plan.pem("victorialogs.pem"), plan.pem("victorialogs-key.pem")), SECRET)
+        plan.add(m, "logs", f"{UNIT_DIR}/{logs.AUDIT_UNIT}", logs.audit_agent_service(lab, m))
 
 
 def _node_files(plan: _Plan, m: Machine, secrets: LabSecrets) -> None:

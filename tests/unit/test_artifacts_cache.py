@@ -111,7 +111,7 @@ def test_image_key_change_means_rebuild(tmp_path):
 def test_only_selects_a_component_or_a_binary():
     assert catalog.select("etcd") == {"etcd": ["etcd", "etcdctl"]}
     assert catalog.select("kubelet") == {"kubernetes": ["kubelet"]}
-    assert set(catalog.select(None)) == {"kubernetes", "etcd", "flannel", "coredns",
-                                         "metrics_server"}
+    assert set(catalog.select(None)) == set(catalog.COMPONENT_BINARIES) >= {
+        "kubernetes", "etcd", "flannel", "coredns", "metrics_server"}
     with pytest.raises(UserError, match="--only nope"):
         catalog.select("nope")

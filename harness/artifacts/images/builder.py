@@ -5,6 +5,7 @@ Recipes, by versions.yaml component:
   nginx, toolbox            Debian .debs and the ELF closure of their programs (debroot)
   coredns, metrics_server   the component's static Go binary from the artifact cache
                             (gobinary_image); `artifacts build` builds the binary first
+  victorialogs              victoria-logs and vlagent from the cache (victorialogs_image)
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.artifacts.cache import ArtifactCache
-from harness.artifacts.images import nginx_image, pause_image, toolbox_image
+from harness.artifacts.images import nginx_image, pause_image, toolbox_image, victorialogs_image
 from harness.artifacts.images.gobinary_image import GO_BINARY_IMAGES
 from harness.artifacts.images.oci import write_archive
 from harness.errors import UserError
 from harness.versions import Component
 
-IMAGE_COMPONENTS = ("pause", "nginx", "coredns", "metrics_server", "toolbox")
+IMAGE_COMPONENTS = ("pause", "nginx", "coredns", "metrics_server", "toolbox", "victorialogs")
 # Images made from .debs: their recipe module and the package list (for messages).
 DEB_IMAGES = {"nginx": nginx_image, "toolbox": toolbox_image}
 
@@ -80,6 +81,9 @@ class ImageBuilder:
             return pause_image.recipe_key(component.version)
         if component.name in DEB_IMAGES:
             return DEB_IMAGES[component.name].recipe_key(component.version, scratch)
+        if component.name == victorialogs_image.COMPONENT:
+            return victorialogs_image.recipe_key(
+                component.version, victorialogs_image.cached_binaries(self.cache, component.version))
         if component.name in GO_BINARY_IMAGES:
             return GO_BINARY_IMAGES[component.name].recipe_key(component.version,
                                                                self.go_binary(component))
@@ -103,6 +107,10 @@ class ImageBuilder:
     def _spec(self, component: Component, scratch: Path):
         if component.name == "pause":
             return pause_image.build_spec(component.image, component.version, scratch)
+        if component.name == victorialogs_image.COMPONENT:
+            return victorialogs_image.build_spec(
+                component.image, component.version,
+                victorialogs_image.cached_binaries(self.cache, component.version))
         if component.name in GO_BINARY_IMAGES:
             return GO_BINARY_IMAGES[component.name].build_spec(
                 component.image, component.version, self.go_binary(component))
