@@ -43,6 +43,8 @@ ADDON_CHECKS = (
     ("DNS from a pod on every node", "dns:resolution_from_every_node", "dns"),
     ("kubectl top nodes", "metrics:top_nodes", "metrics"),
     ("kubectl top pods includes CoreDNS", "metrics:top_pods_include_coredns", "metrics"),
+    ("a pod's unique line from every node in VictoriaLogs within 15 s", "logs:unique_line_from_every_node", "logs"),
+    ("the audit entry of a ConfigMap create in VictoriaLogs", "logs:audit_entry_of_a_request", "logs"),
 )
 SLOW_CHECKS = (
     ("DNS answers while a CoreDNS pod is deleted", "dns:answers_while_a_coredns_pod_is_deleted", "dns"),

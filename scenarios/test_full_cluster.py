@@ -109,6 +109,29 @@ def test_hpa_scales_a_cpu_bound_deployment_up_and_back_down(metrics):
     assert report["peak_ready"] >= 2
 
 
+# --- the logs add-on (the guide's log collection -> VictoriaLogs and vlagent) --------------------
+def test_a_line_printed_on_every_node_is_found_in_the_log_store(logs):
+    from checks import logs as logs_checks
+    lags = logs_checks.unique_line_from_every_node(logs)
+    assert set(lags) == {m.node_name for m in logs.lab.nodes}
+
+
+def test_the_audit_entry_of_a_request_is_found_in_the_log_store(logs):
+    from checks import logs as logs_checks
+    assert logs_checks.audit_entry_of_a_request(logs)["entry"]["verb"] == "create"
+
+
+def test_the_log_ui_renders_in_headless_chromium_through_the_ingress(logs, request):
+    import shutil
+
+    from checks import logs as logs_checks
+    from harness.pytest_plugin import artifacts_dir
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "chromium is not installed (bin/setup-host installs it)"
+    report = logs_checks.ui_renders_in_chromium(logs, artifacts_dir(request.config) / "logs-ui", browser)
+    assert report["dom_bytes"] > 0
+
+
 # --- security --------------------------------------------------------------------------------------
 def test_anonymous_requests_are_denied(api_ha):
     security.anonymous_is_denied(api_ha)
