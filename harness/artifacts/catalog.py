@@ -36,6 +36,7 @@ COMPONENT_BINARIES: dict[str, tuple[BinarySpec, ...]] = {
     "etcd": (
         BinarySpec("etcd", ("--version",), "etcd Version: {v}"),
         BinarySpec("etcdctl", ("version",), "etcdctl version: {v}"),
+        BinarySpec("etcdutl", ("version",), "etcdutl version: {v}"),
     ),
     "flannel": (
         BinarySpec("flanneld", ("--version",), "v{v}"),

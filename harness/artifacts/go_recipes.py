@@ -101,9 +101,10 @@ GO_RECIPES: dict[str, GoRecipe] = {
     "etcd": GoRecipe(
         component="etcd",
         # The root module go.etcd.io/etcd/v3 is not served for v3.6.x; the etcd main package is
-        # the server module's root, etcdctl its own module.
-        modules=("go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/etcdctl/v3"),
-        packages={"etcd": "go.etcd.io/etcd/server/v3", "etcdctl": "go.etcd.io/etcd/etcdctl/v3"},
+        # the server module's root, etcdctl and etcdutl (snapshot restore, since v3.6) their own.
+        modules=("go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/etcdctl/v3", "go.etcd.io/etcd/etcdutl/v3"),
+        packages={"etcd": "go.etcd.io/etcd/server/v3", "etcdctl": "go.etcd.io/etcd/etcdctl/v3",
+                  "etcdutl": "go.etcd.io/etcd/etcdutl/v3"},
         tags=(),
         ldflags=_etcd_ldflags,
         published=lambda version: same_version_under("go.etcd.io/etcd/", version),

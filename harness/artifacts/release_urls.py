@@ -55,7 +55,8 @@ UPSTREAM: dict[str, ReleaseTemplate] = {
         checksum_kind="sums",
         sums_url="https://github.com/etcd-io/etcd/releases/download/{version}/SHA256SUMS",
         members={"etcd": "etcd-{version}-linux-{arch}/etcd",
-                 "etcdctl": "etcd-{version}-linux-{arch}/etcdctl"}),
+                 "etcdctl": "etcd-{version}-linux-{arch}/etcdctl",
+                 "etcdutl": "etcd-{version}-linux-{arch}/etcdutl"}),
     "flannel": ReleaseTemplate(
         url="https://github.com/flannel-io/flannel/releases/download/{version}/"
             "flannel-{version}-linux-{arch}.tar.gz",

@@ -146,6 +146,15 @@ def member_rejoined() -> Bound:
                  "(from ready to the leader's revision)")
 
 
+def restored_cluster_elected() -> Bound:
+    """Members restored from a snapshot form a new cluster with no leader: each waits a
+    randomized election timeout (between one and two timeouts) before it campaigns, and a
+    member is ready once the leader has committed its attributes, one heartbeat later."""
+    seconds = 2 * ETCD_ELECTION_TIMEOUT_S + ETCD_HEARTBEAT_S
+    return Bound(seconds, f"randomized election timeout up to 2 × {ETCD_ELECTION_TIMEOUT_S:g}s + heartbeat "
+                          f"{ETCD_HEARTBEAT_S:g}s = {seconds:g}s (from the restored members' start to all healthy)")
+
+
 QUORUM_OUTAGE_S = 15.0           # how long the quorum-lost scenario keeps two members down
 
 

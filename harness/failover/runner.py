@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.failover import bounds
-from harness.failover.probe import Probe
+from harness.failover.probe import Probe, ProbeResult
 from harness.failover.scenarios import SCENARIOS, Env
 
 BASELINE_S = 3.0     # probe time before the break, so the report shows the lab healthy first
@@ -80,6 +80,18 @@ def problems(result: ScenarioResult) -> list[str]:
     return out
 
 
+def rolled_back(result: ProbeResult, restore_point: float) -> list[int]:
+    """A scenario that restores a snapshot takes the cluster back to it (its fact
+    `restore_point_after_break_s`): a probe write acknowledged after that point is rolled back
+    by design, so it leaves `missing`; one acknowledged before it stays there and fails the run.
+    The probe has one writer, so its n-th acknowledged sequence number is its n-th successful
+    write sample."""
+    acked_at = dict(zip(result.acknowledged, (s.at for s in result.stream("write") if s.ok)))
+    rolled = [seq for seq in result.missing if acked_at.get(seq, restore_point) > restore_point]
+    result.missing = [seq for seq in result.missing if seq not in rolled]
+    return rolled
+
+
 def run_scenario(env: Env, name: str, out_dir: Path | None = None) -> ScenarioResult:
     import checks
     from harness.steps.runner import run_steps
@@ -104,6 +116,9 @@ def run_scenario(env: Env, name: str, out_dir: Path | None = None) -> ScenarioRe
             result = probe.stop()
     events["end"] = round(result.duration_s, 3)
     probe.find_missing(result)
+    if isinstance(facts.get("restore_point_after_break_s"), (int, float)) and "break" in events:
+        facts["probe_writes_rolled_back"] = len(
+            rolled_back(result, events["break"] + facts["restore_point_after_break_s"]))
     probe.cleanup()
     outcome = ScenarioResult(name, scenario.title, bound.seconds, bound.formula, facts, result.summary(),
                              [(s.at, s.stream, s.ok) for s in result.samples], error=error,

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.failover import bounds, dns_scenario
+from harness.failover import bounds, dns_scenario, etcd_restore_scenario
 from harness.failover.observe import (haproxy_backend_status, lease_holder, measure_until, node_ready,
                                       vip_on)
 from harness.steps.actions import NotYet, etcdctl, kubectl, run, unit_is_active, wait_until
@@ -640,6 +640,8 @@ DRILLS = {
         "kubectl still answers. " + LOOK_VIP + " Then check what the VRRP MASTER can reach "
         "(ping the other machines from it) and what its packet filter holds.",
         lambda e: _partition_rules(e) + _vip_home(e)),
+    etcd_restore_scenario.NAME: Drill(etcd_restore_scenario.drill_breaks, etcd_restore_scenario.DRILL_OBSERVE,
+                                      etcd_restore_scenario.drill_fixed, etcd_restore_scenario.drill_restore),
 }
 
 
@@ -683,6 +685,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario(dns_scenario.NAME, "a CoreDNS replica killed (SIGKILL) on its node", dns_scenario.bound,
              dns_scenario.act, dns_scenario.restore, measure="longest_dns_gap_s",
              invariants=dns_scenario.invariants),
+    Scenario(etcd_restore_scenario.NAME, "every etcd member restored from one snapshot", etcd_restore_scenario.bound,
+             etcd_restore_scenario.act, etcd_restore_scenario.restore, measure="restored_cluster_ready_s",
+             invariants=etcd_restore_scenario.invariants),
 )}
 # Each drill joins its scenario by name.
 SCENARIOS = {name: dataclasses.replace(s, drill=DRILLS.get(name)) for name, s in SCENARIOS.items()}

@@ -22,7 +22,7 @@ _CHANGES_LOCK = threading.Lock()
 
 # Which component ships each binary; versions.yaml says which version.
 BINARY_COMPONENT = {
-    "etcd": "etcd", "etcdctl": "etcd", "flanneld": "flannel",
+    "etcd": "etcd", "etcdctl": "etcd", "etcdutl": "etcd", "flanneld": "flannel",
     "kube-apiserver": "kubernetes", "kube-controller-manager": "kubernetes",
     "kube-scheduler": "kubernetes", "kubelet": "kubernetes", "kube-proxy": "kubernetes",
     "kubectl": "kubernetes",

@@ -14,7 +14,9 @@ def run_step(ctx: StepContext) -> None:
     members = ctx.lab.etcd_members
 
     def install(m) -> bool:
-        changed = install_binaries(ctx, NAME, m, ["etcd", "etcdctl"]) + sync_files(ctx, NAME, m)
+        changed = install_binaries(ctx, NAME, m, ["etcd"]) + sync_files(ctx, NAME, m)
+        # The client tools (etcdutl restores snapshots since v3.6): a new one needs no restart.
+        install_binaries(ctx, NAME, m, ["etcdctl", "etcdutl"])
         run(ctx, NAME, m, "install -d -m 0700 /var/lib/etcd")
         return bool(changed)
     restart = for_each(ctx, NAME, members, install, "binaries and files")

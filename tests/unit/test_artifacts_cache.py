@@ -109,7 +109,7 @@ def test_image_key_change_means_rebuild(tmp_path):
 
 
 def test_only_selects_a_component_or_a_binary():
-    assert catalog.select("etcd") == {"etcd": ["etcd", "etcdctl"]}
+    assert catalog.select("etcd") == {"etcd": ["etcd", "etcdctl", "etcdutl"]}
     assert catalog.select("kubelet") == {"kubernetes": ["kubelet"]}
     assert set(catalog.select(None)) == set(catalog.COMPONENT_BINARIES) >= {
         "kubernetes", "etcd", "flannel", "coredns", "metrics_server"}

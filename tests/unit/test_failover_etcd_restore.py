@@ -1,0 +1,155 @@
+"""`etcd-snapshot-restore`: each of its assertions fails on a doctored result, its figures are
+computed as documented, the runner tells rolled-back probe writes from lost ones, and the restore
+commands carry what a restore needs (same snapshot, new token, bumped and compacted revision)."""
+
+import copy
+from types import SimpleNamespace
+
+import pytest
+
+from harness.failover import bounds
+from harness.failover import etcd_restore_scenario as restore
+from harness.failover.probe import ProbeResult, Sample
+from harness.failover.runner import ScenarioResult, problems, rolled_back
+from harness.failover.scenarios import SCENARIOS
+
+PROBE = {"run_id": "r", "duration_s": 110.0, "longest_gap_new_s": 82.5, "longest_gap_reused_s": 82.9,
+         "longest_gap_write_s": 84.4, "requests": 1010, "failed_requests": 702, "acknowledged_writes": 53,
+         "lost_writes": 0}
+SHA = "c533a9f7a79fd87687748cc4fa772b19c5228ef6a3dec6eedd9f184b6fec152c"
+# The facts of a live run on labs/small.yaml (2026-11-28, second run).
+FACTS = {"snapshot_s": 0.32, "snapshot_revision": 1815, "snapshot_keys": 448, "snapshot_bytes": 1978368,
+         "snapshot_from": "ctl1", "restore_point_after_break_s": 5.09, "writes_acked_before_snapshot": 20,
+         "writes_acked_after_snapshot": 6, "max_resource_version_before": 1916, "namespace_deleted_s": 7.49,
+         "snapshot_sha256": {"ctl1": SHA, "ctl2": SHA, "ctl3": SHA}, "restore_token": "etcd-cluster-small-restored-b037a985",
+         "cluster_id_before": ["f41f394292d30644"], "cluster_id_after": ["f06f055ee835fb22"],
+         "revision_before_restore": 1916, "revision_after_restore": 1000001843, "apiservers_stopped_s": 60.71,
+         "flanneld_and_etcd_stopped_s": 7.89, "etcdutl_restore_s": 0.67, "data_restored_s": 0.69,
+         "restored_cluster_ready_s": 0.68, "apiservers_ready_s": 12.01, "restore_s": 82.26,
+         "api_unavailable_s": 80.82, "api_answers_while_restoring": 0, "api_samples": 289,
+         "namespace_back": True, "writes_present_after_restore": 22, "writes_lost": [], "writes_changed": [],
+         "writes_after_snapshot_present": 0, "etcd_old_watch_compacted": True, "api_old_watch_status": 410,
+         "new_write_resource_version": 1000001849, "probe_writes_rolled_back": 22}
+
+
+@pytest.fixture
+def good() -> ScenarioResult:
+    bound = bounds.restored_cluster_elected()
+    return ScenarioResult(restore.NAME, "restore", bound.seconds, bound.formula, copy.deepcopy(FACTS), dict(PROBE),
+                          converged=True, bound_direction=bound.direction, measure="restored_cluster_ready_s")
+
+
+def test_registered_with_its_bound_and_figure():
+    scenario = SCENARIOS[restore.NAME]
+    assert scenario.measure == "restored_cluster_ready_s"
+    bound = scenario.bound(None)
+    assert (bound.seconds, bound.direction) == (2.1, bounds.UPPER)
+    assert "2 × 1s" in bound.formula and "heartbeat 0.1s" in bound.formula
+    assert bound.allowed == pytest.approx(2.1 * 1.25 + 0.5, abs=0.01)
+
+
+def test_the_live_result_passes(good):
+    assert problems(good) == []
+
+
+@pytest.mark.parametrize("doctor, expect", [
+    ({"restored_cluster_ready_s": 3.5}, "OUTSIDE the upper bound 2.1 s"),
+    ({"restored_cluster_ready_s": None}, "not measured"),
+    ({"namespace_back": False}, "is not back"),
+    ({"writes_acked_before_snapshot": 4}, "too few to tell"),
+    ({"writes_lost": [3, 17]}, "missing after the restore: seq [3, 17]"),
+    ({"writes_changed": [5]}, "came back with another value: seq [5]"),
+    ({"writes_acked_after_snapshot": 0}, "cut could not be seen"),
+    ({"writes_after_snapshot_present": 2}, "were not restored from it"),
+    ({"snapshot_sha256": {"ctl1": SHA, "ctl2": SHA, "ctl3": "0" * 64}}, "one and the same snapshot"),
+    ({"snapshot_sha256": {"ctl1": SHA}}, "one and the same snapshot"),
+    ({"cluster_id_after": ["f41f394292d30644"]}, "one new cluster (new token)"),
+    ({"cluster_id_after": ["f06f055ee835fb22", "aa"]}, "one new cluster (new token)"),
+    ({"revision_after_restore": 1815}, "--bump-revision missing"),
+    ({"new_write_resource_version": 1900}, "not above every one seen before"),
+    ({"new_write_resource_version": None}, "not above every one seen before"),
+    ({"etcd_old_watch_compacted": False}, "not refused as compacted"),
+    ({"api_old_watch_status": 200}, "not 410 Gone"),
+    ({"api_answers_while_restoring": 3}, "an apiserver was not stopped"),
+    ({"api_unavailable_s": None}, "never answered again"),
+])
+def test_each_doctored_fact_fails(good, doctor, expect):
+    good.facts.update(doctor)
+    found = problems(good)
+    assert any(expect in line for line in found), found
+
+
+def test_a_lost_probe_write_still_fails(good):
+    good.probe["lost_writes"] = 1
+    assert any("acknowledged writes were lost" in line for line in problems(good))
+
+
+def test_api_outage_from_the_samples():
+    # (start, end, ok) in seconds; the apiservers are stopped at 10, etcd is ready at 30
+    samples = [(8.0, 8.1, True), (9.5, 9.6, True), (10.2, 10.3, False), (20.0, 21.0, False),
+               (31.0, 31.2, False), (40.0, 40.4, True), (41.0, 41.1, True)]
+    out = restore.api_outage(samples, stopped_at=10.0, etcd_ready_at=30.0, back_at=40.4)
+    assert out == {"api_unavailable_s": 30.8, "api_answers_while_restoring": 0, "api_samples": 7}
+    answered = samples + [(15.0, 15.1, True)]
+    assert restore.api_outage(answered, 10.0, 30.0, 40.4)["api_answers_while_restoring"] == 1
+    assert restore.api_outage(samples, 10.0, 30.0, None)["api_unavailable_s"] is None
+
+
+def _probe_result(acked_at: dict[int, float], missing: list[int]) -> ProbeResult:
+    samples = [Sample(at, "write", True) for at in sorted(acked_at.values())] + [Sample(7.5, "write", False)]
+    return ProbeResult("r", 20.0, sorted(samples, key=lambda s: s.at), sorted(acked_at), list(missing))
+
+
+def test_runner_counts_writes_after_the_restore_point_as_rolled_back():
+    result = _probe_result({1: 1.0, 2: 2.0, 3: 3.0, 4: 9.0, 5: 10.0}, missing=[4, 5])
+    assert rolled_back(result, restore_point=5.0) == [4, 5]
+    assert result.missing == [] and result.summary()["lost_writes"] == 0
+
+
+def test_runner_still_counts_writes_before_the_restore_point_as_lost():
+    result = _probe_result({1: 1.0, 2: 2.0, 3: 3.0, 4: 9.0}, missing=[2, 4])
+    assert rolled_back(result, restore_point=5.0) == [4]
+    assert result.missing == [2] and result.summary()["lost_writes"] == 1
+    # a missing write the samples cannot place is lost, never excused
+    unknown = _probe_result({1: 1.0}, missing=[9])
+    assert rolled_back(unknown, restore_point=0.5) == [] and unknown.missing == [9]
+
+
+# --- the commands of the procedure ------------------------------------------------------------------
+class FakeCtx:
+    def __init__(self, lab):
+        self.lab, self.commands = lab, []
+
+
+def fake_run(ctx, step, machine, command, check=True, **kwargs):
+    ctx.commands.append((machine.name, command))
+    return SimpleNamespace(exit_status=0, stdout="", stderr="")
+
+
+def test_each_member_restores_the_same_file_with_a_new_token_and_a_bumped_compacted_revision(
+        monkeypatch, rendered_small):
+    lab = rendered_small.lab
+    monkeypatch.setattr(restore, "run", fake_run)
+    env = SimpleNamespace(ctx=FakeCtx(lab), lab=lab)
+    for member in lab.etcd_members:
+        restore._restore_member(env, member, "etcd-cluster-small-restored-x")
+    restores = [(m, c) for m, c in env.ctx.commands if "snapshot restore" in c]
+    assert [m for m, _ in restores] == [m.name for m in lab.etcd_members]
+    for member, (_, command) in zip(lab.etcd_members, restores):
+        assert f"snapshot restore {restore.SNAPSHOT} " in command
+        assert f"--name {lab.etcd_name(member)} " in command
+        assert f"--initial-cluster {lab.etcd_initial_cluster} " in command
+        assert f"--initial-advertise-peer-urls https://{member.ip}:2380 " in command
+        assert "--initial-cluster-token etcd-cluster-small-restored-x " in command
+        assert f"etcd-cluster-{lab.name} " not in command           # never the old token
+        assert f"--bump-revision {restore.BUMP_REVISION} --mark-compacted" in command
+        assert f"--data-dir {restore.DATA_DIR}.restored " in command
+    swaps = [c for _, c in env.ctx.commands if "before-restore" in c]
+    assert len(swaps) == 3 and all(f"mv {restore.DATA_DIR}.restored {restore.DATA_DIR}" in c for c in swaps)
+
+
+def test_the_peer_url_is_the_one_the_rendered_unit_advertises(rendered_small):
+    lab = rendered_small.lab
+    for member in lab.etcd_members:
+        unit = rendered_small.text(member.name, "/etc/systemd/system/etcd.service")
+        assert f"--initial-advertise-peer-urls={restore._peer_url(lab, member)} " in unit + " "
