@@ -34,7 +34,7 @@ def _time(entry: dict) -> float:
 
 def probe_pods_yaml(ctx: StepContext, token: str) -> str:
     """One pod per node, pinned by nodeName, that prints `<token> <node>` once and then waits."""
-    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}]
+    docs = []
     for node in ctx.lab.nodes:
         spec = _pod_spec(ctx.lab, PROBE, ["sh", "-c", f'echo "{token} {node.node_name}"; exec sleep 600'])
         spec.update(nodeName=node.node_name, restartPolicy="Never",
@@ -44,6 +44,11 @@ def probe_pods_yaml(ctx: StepContext, token: str) -> str:
                                   "labels": {"app": PROBE}},
                      "spec": spec})
     return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _namespace(ctx: StepContext) -> None:
+    apply(ctx, "logs-namespace", yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
+                                                "metadata": {"name": NAMESPACE}}), STEP)
 
 
 def _delete_probes(ctx: StepContext) -> None:
@@ -59,6 +64,7 @@ def unique_line_from_every_node(ctx: StepContext, within: float = FOUND_WITHIN_S
     __tracebackhide__ = True
     lab = ctx.lab
     token = f"k8s-ha-lab-logs-{uuid.uuid4().hex[:16]}"
+    _namespace(ctx)
     _delete_probes(ctx)
     path = f"{MANIFEST_DIR}/{PROBE}.yaml"
     ctx.on(lab.masters[0]).upload(path, probe_pods_yaml(ctx, token).encode(), 0o644)
@@ -99,8 +105,7 @@ def audit_entry_of_a_request(ctx: StepContext, within: float = FOUND_WITHIN_S) -
     Returns the entry and how long after the request it was found."""
     __tracebackhide__ = True
     name = f"logs-audit-{uuid.uuid4().hex[:16]}"
-    apply(ctx, "namespace", yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
-                                           "metadata": {"name": NAMESPACE}}), STEP)
+    _namespace(ctx)
     asked = time.time()
     created = json.loads(kubectl(ctx, STEP, f"-n {NAMESPACE} create configmap {name} "
                                             f"--from-literal=probe={name} -o json").stdout)

@@ -86,9 +86,7 @@ def run_step(ctx: StepContext) -> None:
     if not ctx.lab.has_addon(NAME):
         return
     first = ctx.lab.masters[0]
-    # pause too: the kubelet's image GC removes it under disk pressure (seen at 85% used), and
-    # without it no pod of this step gets a sandbox.
-    for_each(ctx, NAME, ctx.lab.nodes, lambda m: import_images(ctx, m, ("pause", COMPONENT), step=NAME), "images")
+    for_each(ctx, NAME, ctx.lab.nodes, lambda m: import_images(ctx, m, (COMPONENT,), step=NAME), "images")
     sync_files(ctx, NAME, first, [f for f in ctx.files_for(NAME, first) if f.path == MANIFEST])
     kubectl_apply(ctx, NAME, MANIFEST)
     wait_deployment(ctx, NAME, NAMESPACE, STORE)
