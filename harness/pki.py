@@ -107,6 +107,10 @@ def cert_specs(lab: Lab) -> list[CertSpec]:
         # collectors write to (harness.render.logs).
         from harness.render.logs import victorialogs_sans
         specs.append(CertSpec("victorialogs", "victorialogs", "k8s", victorialogs_sans(lab)))
+    if lab.has_addon("registry"):
+        # The registry's HTTPS: the name containerd and crane dial, and its fixed service IP.
+        from harness.render.registry import registry_sans
+        specs.append(CertSpec("registry", "registry", "k8s", registry_sans(lab)))
     return specs
 
 

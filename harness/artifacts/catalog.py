@@ -56,6 +56,14 @@ COMPONENT_BINARIES: dict[str, tuple[BinarySpec, ...]] = {
         BinarySpec("victoria-logs", ("-version",), "-tags-v{v}-0-"),
         BinarySpec("vlagent", ("-version",), "-tags-v{v}-0-"),
     ),
+    # The registry (its image) and crane, the push tool the registry's check and benchmark run
+    # on a node.
+    "registry": (
+        BinarySpec("registry", ("--version",), "github.com/distribution/distribution/v3 v{v}"),
+    ),
+    "crane": (
+        BinarySpec("crane", ("version",), "v{v}"),
+    ),
 }
 
 BINARY_COMPONENTS = tuple(COMPONENT_BINARIES)

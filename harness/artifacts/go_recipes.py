@@ -85,6 +85,19 @@ def _victorialogs_ldflags(version: str) -> list[str]:
             f"victoria-logs-19700101-000000-tags-{version}-0-module"]
 
 
+def _registry_ldflags(version: str) -> list[str]:
+    # Distribution's Makefile stamps version.version, revision and mainpkg; `registry --version`
+    # prints "<argv0> github.com/distribution/distribution/v3 v3.1.2".
+    package = "github.com/distribution/distribution/v3"
+    return [f"-X {package}/version.version={version}", f"-X {package}/version.revision=module-{version}",
+            f"-X {package}/version.mainpkg={package}"]
+
+
+def _crane_ldflags(version: str) -> list[str]:
+    # goreleaser's -X of cmd/crane/cmd.Version; `crane version` prints it alone.
+    return [f"-X github.com/google/go-containerregistry/cmd/crane/cmd.Version={version}"]
+
+
 KUBE_CMDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
              "kube-proxy", "kubectl")
 
@@ -146,6 +159,22 @@ GO_RECIPES: dict[str, GoRecipe] = {
         # CGO_ENABLED=0 is upstream's "-pure" build: zstd in Go instead of gozstd's C.
         tags=(),
         ldflags=_victorialogs_ldflags,
+        published=lambda version: (lambda path: None),
+    ),
+    "registry": GoRecipe(
+        component="registry",
+        modules=("github.com/distribution/distribution/v3",),
+        packages={"registry": "github.com/distribution/distribution/v3/cmd/registry"},
+        tags=(),
+        ldflags=_registry_ldflags,
+        published=lambda version: (lambda path: None),
+    ),
+    "crane": GoRecipe(
+        component="crane",
+        modules=("github.com/google/go-containerregistry",),
+        packages={"crane": "github.com/google/go-containerregistry/cmd/crane"},
+        tags=(),
+        ldflags=_crane_ldflags,
         published=lambda version: (lambda path: None),
     ),
 }

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.failover import bounds, dns_scenario, etcd_restore_scenario
+from harness.failover import bounds, dns_scenario, etcd_restore_scenario, registry_scenario
 from harness.failover.observe import (haproxy_backend_status, lease_holder, measure_until, node_ready,
                                       vip_on)
 from harness.steps.actions import NotYet, etcdctl, kubectl, run, unit_is_active, wait_until
@@ -688,6 +688,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario(etcd_restore_scenario.NAME, "every etcd member restored from one snapshot", etcd_restore_scenario.bound,
              etcd_restore_scenario.act, etcd_restore_scenario.restore, measure="restored_cluster_ready_s",
              invariants=etcd_restore_scenario.invariants),
+    Scenario(registry_scenario.NAME, "the registry pod's node powered off", registry_scenario.bound,
+             registry_scenario.act, registry_scenario.restore, measure="pull_works_again_s",
+             invariants=registry_scenario.invariants),
 )}
 # Each drill joins its scenario by name.
 SCENARIOS = {name: dataclasses.replace(s, drill=DRILLS.get(name)) for name, s in SCENARIOS.items()}

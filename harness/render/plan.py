@@ -128,6 +128,8 @@ def _node_files(plan: _Plan, m: Machine, secrets: LabSecrets) -> None:
     plan.add(m, "nodes", f"{K8S_DIR}/kubelet-config.yaml", configs.kubelet_config(lab, m))
     plan.add(m, "nodes", f"{K8S_DIR}/kube-proxy-config.yaml", configs.kube_proxy_config(lab, m))
     plan.add(m, "nodes", "/etc/containerd/config.toml", configs.containerd_config(lab))
+    for path, content in configs.registry_trust(lab):
+        plan.add(m, "nodes", path, content)
     plan.add(m, "nodes", f"{BIN_DIR}/mk-cni-conf", configs.mk_cni_conf(lab), EXEC)
     plan.add(m, "nodes", f"{UNIT_DIR}/mk-cni-conf.service", units.cni_config_service())
     plan.add(m, "nodes", f"{UNIT_DIR}/containerd.service.d/10-k8s-ha-lab.conf", units.containerd_dropin())

@@ -6,6 +6,8 @@ Recipes, by versions.yaml component:
   coredns, metrics_server   the component's static Go binary from the artifact cache
                             (gobinary_image); `artifacts build` builds the binary first
   victorialogs              victoria-logs and vlagent from the cache (victorialogs_image)
+  registry                  Distribution's registry from the cache and Debian's htpasswd
+                            (registry_image)
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.artifacts.cache import ArtifactCache
-from harness.artifacts.images import nginx_image, pause_image, toolbox_image, victorialogs_image
+from harness.artifacts.images import (nginx_image, pause_image, registry_image, toolbox_image,
+                                      victorialogs_image)
 from harness.artifacts.images.gobinary_image import GO_BINARY_IMAGES
 from harness.artifacts.images.oci import write_archive
 from harness.errors import UserError
 from harness.versions import Component
 
-IMAGE_COMPONENTS = ("pause", "nginx", "coredns", "metrics_server", "toolbox", "victorialogs")
+IMAGE_COMPONENTS = ("pause", "nginx", "coredns", "metrics_server", "toolbox", "victorialogs",
+                    "registry")
 # Images made from .debs: their recipe module and the package list (for messages).
 DEB_IMAGES = {"nginx": nginx_image, "toolbox": toolbox_image}
 
@@ -84,6 +88,9 @@ class ImageBuilder:
         if component.name == victorialogs_image.COMPONENT:
             return victorialogs_image.recipe_key(
                 component.version, victorialogs_image.cached_binaries(self.cache, component.version))
+        if component.name == registry_image.COMPONENT:
+            return registry_image.recipe_key(
+                component.version, registry_image.cached_binary(self.cache, component.version), scratch)
         if component.name in GO_BINARY_IMAGES:
             return GO_BINARY_IMAGES[component.name].recipe_key(component.version,
                                                                self.go_binary(component))
@@ -111,6 +118,11 @@ class ImageBuilder:
             return victorialogs_image.build_spec(
                 component.image, component.version,
                 victorialogs_image.cached_binaries(self.cache, component.version))
+        if component.name == registry_image.COMPONENT:
+            return registry_image.build_spec(
+                component.image, component.version,
+                registry_image.cached_binary(self.cache, component.version), scratch,
+                self.cache.root / "images" / "debs")
         if component.name in GO_BINARY_IMAGES:
             return GO_BINARY_IMAGES[component.name].build_spec(
                 component.image, component.version, self.go_binary(component))
