@@ -153,3 +153,63 @@ def test_the_peer_url_is_the_one_the_rendered_unit_advertises(rendered_small):
     for member in lab.etcd_members:
         unit = rendered_small.text(member.name, "/etc/systemd/system/etcd.service")
         assert f"--initial-advertise-peer-urls={restore._peer_url(lab, member)} " in unit + " "
+
+
+# --- the drill's own condition ------------------------------------------------------------------------
+RECORD = {"writes": {"write-000001": "a1", "write-000002": "b2"}, "revision": 2000002748,
+          "cluster_ids": ["903845f156c837b3"], "snapshot_revision": 2000002705}
+
+
+def _member_status(cluster_id: int, revision: int = 3000002800) -> dict:
+    return {"Endpoint": "https://x:2379", "Status": {"header": {"cluster_id": cluster_id, "revision": revision}}}
+
+
+@pytest.fixture
+def drill(monkeypatch, tmp_path, rendered_small):
+    """A lab the trainee restored correctly; each test doctors one thing."""
+    import json as _json
+
+    (tmp_path / "drill.json").write_text(_json.dumps({"name": restore.NAME}))
+    (tmp_path / restore.DRILL_RECORD).write_text(_json.dumps(RECORD))
+    seen = {"status": [_member_status(0x6699940b47c812e1)] * 3, "namespace": (200, "Active"),
+            "configmaps": {"write-000001": "a1", "write-000002": "b2"}, "watch_refused": True}
+    monkeypatch.setattr(restore, "_status", lambda env: seen["status"])
+    monkeypatch.setattr(restore, "_namespace_status", lambda client: seen["namespace"])
+    monkeypatch.setattr(restore, "old_etcd_watch_refused", lambda env, revision: seen["watch_refused"])
+    monkeypatch.setattr(restore, "ApiClient", lambda lab, pki: None)
+    items = lambda: _json.dumps({"items": [{"metadata": {"name": n}, "data": {"value": v}}
+                                           for n, v in seen["configmaps"].items()]}).encode()
+    monkeypatch.setattr(restore, "_api", lambda client, method, path, body=None: (200, items()))
+    env = SimpleNamespace(lab=rendered_small.lab, ctx=SimpleNamespace(state_dir=tmp_path, pki_dir=tmp_path))
+    return env, seen
+
+
+def test_drill_fixed_when_restored_properly(drill):
+    env, _ = drill
+    assert restore.drill_fixed(env) == []
+
+
+@pytest.mark.parametrize("doctor, expect", [
+    (lambda s: s.update(status=[_member_status(0x6699940b47c812e1)] * 2), "2 of 3 etcd members answer"),
+    (lambda s: s.update(namespace=(404, "")), "is not there"),
+    (lambda s: s.update(namespace=(200, "Terminating")), "is not there"),
+    (lambda s: s["configmaps"].pop("write-000002"), "1 of 2 ConfigMaps missing or changed"),
+    (lambda s: s["configmaps"].update({"write-000001": "re-created by hand"}), "missing or changed"),
+    (lambda s: s.update(status=[_member_status(0x903845f156c837b3)] * 3), "one new cluster"),
+    (lambda s: s.update(status=[_member_status(1), _member_status(2), _member_status(2)]), "one new cluster"),
+    (lambda s: s.update(watch_refused=False), "not refused as compacted"),
+])
+def test_drill_not_fixed(drill, doctor, expect):
+    env, seen = drill
+    doctor(seen)
+    found = restore.drill_fixed(env)
+    assert any(expect in line for line in found), found
+
+
+def test_drill_checks_only_health_when_no_drill_of_its_own_is_broken(drill):
+    env, seen = drill
+    (env.ctx.state_dir / "drill.json").write_text('{"name": "etcd-one-down"}')
+    seen.update(namespace=(404, ""), watch_refused=False)
+    assert restore.drill_fixed(env) == []
+    seen["status"] = seen["status"][:1]
+    assert restore.drill_fixed(env) == ["1 of 3 etcd members answer"]
