@@ -45,10 +45,13 @@ ADDON_CHECKS = (
     ("kubectl top pods includes CoreDNS", "metrics:top_pods_include_coredns", "metrics"),
     ("a pod's unique line from every node in VictoriaLogs within 15 s", "logs:unique_line_from_every_node", "logs"),
     ("the audit entry of a ConfigMap create in VictoriaLogs", "logs:audit_entry_of_a_request", "logs"),
+    ("registry: an image built in the lab, pushed with crane, pulled by digest on every node", "registry:push_and_pull_by_digest_on_every_node", "registry"),
+    ("registry: an anonymous push is refused", "registry:anonymous_push_is_refused", "registry"),
 )
 SLOW_CHECKS = (
     ("DNS answers while a CoreDNS pod is deleted", "dns:answers_while_a_coredns_pod_is_deleted", "dns"),
     ("HPA scales up under load and back down", "metrics:hpa_scales_up_and_down", "metrics"),
+    ("registry pod moved to another node serves the same digest", "registry:pod_moves_and_serves_the_same_digest", "registry"),
 )
 
 

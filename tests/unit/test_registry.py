@@ -146,13 +146,17 @@ def test_bad_durations_are_refused(text):
 
 def test_pull_time_comes_from_the_pods_pulled_event():
     events = {"items": [
-        {"involvedObject": {"name": "a"}, "reason": "Pulling", "message": 'Pulling image "x"'},
-        {"involvedObject": {"name": "a"}, "reason": "Pulled",
+        # an earlier pod of the same name: its event must not be taken for the new pod's
+        {"involvedObject": {"name": "p", "uid": "old"}, "reason": "Pulled",
+         "message": 'Successfully pulled image "r/lab/check@sha256:00" in 9.9s (9.9s including waiting).'},
+        {"involvedObject": {"name": "p", "uid": "a"}, "reason": "Pulling", "message": 'Pulling image "x"'},
+        {"involvedObject": {"name": "p", "uid": "a"}, "reason": "Pulled",
          "message": 'Successfully pulled image "r/lab/check@sha256:ab" in 1.5s (1.5s including waiting). '
                     'Image size: 123 bytes.'},
-        {"involvedObject": {"name": "b"}, "reason": "Pulled",
+        {"involvedObject": {"name": "q", "uid": "b"}, "reason": "Pulled",
          "message": 'Container image "x" already present on machine'}]}
     assert pulled_in(events, "a") == 1.5
+    assert pulled_in(events, "old") == 9.9
     assert pulled_in(events, "b") is None
     assert pulled_in(events, "c") is None
 
