@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shlex
 import time
 import uuid
@@ -196,10 +197,13 @@ def ui_renders_in_chromium(ctx: StepContext, out_dir, browser: str = "chromium")
     (out_dir / "logs-ui.html").write_text(dom)
     missing = [marker for marker in UI_RENDERED if marker not in dom]
     assert not missing, f"{url}: the page after its scripts ran lacks {missing}: {dom[:600]!r}"
+    # The UI ran its default query (`*`, the last 5 minutes) through the ingress and listed logs.
+    returned = re.search(r"Total logs returned: <b>(\d+)<", dom)
+    assert returned and int(returned[1]) > 0, f"{url}: the UI's query listed no logs ({returned and returned[0]})"
     chromium(f"--screenshot={shot}")
     assert shot.exists() and shot.stat().st_size > 10_000, f"{shot}: no screenshot or a tiny one"
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] >= 800 and pixels.shape[1] >= 1200, f"{shot}: {pixels.shape}"
     assert pixels[..., :3].std() > 0.05, f"{shot}: a blank page (pixel std {pixels[..., :3].std():.3f})"
     return {"url": url, "node": node.name, "spki_sha256": pin, "screenshot": str(shot),
-            "dom_bytes": len(dom)}
+            "dom_bytes": len(dom), "logs_listed": int(returned[1])}

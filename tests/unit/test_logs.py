@@ -193,3 +193,39 @@ def test_probe_pods_are_pinned_one_per_node_and_print_the_token(rendered_seed):
     for pod in pods:
         assert f'echo "tok-123 {pod["spec"]["nodeName"]}"' in pod["spec"]["containers"][0]["command"][-1]
         assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_the_browser_is_pinned_only_to_a_certificate_the_lab_ca_signed_for_that_name(rendered_seed, tmp_path):
+    import base64
+    import hashlib
+    import socket
+    import ssl
+    import threading
+
+    from cryptography.hazmat.primitives import serialization
+
+    pki = rendered_seed.pki_dir
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki / "victorialogs.pem", pki / "victorialogs-key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve():
+        for _ in range(2):
+            conn, _ = listener.accept()
+            try:
+                with server.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                conn.close()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ctx = _ctx(rendered_seed, _Answers(0, ""))
+    pin = logs_checks.served_spki_pin(ctx, "node01", "127.0.0.1", port)
+    cert = x509.load_pem_x509_certificate((pki / "victorialogs.pem").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert pin == base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    with pytest.raises(AssertionError, match="not a certificate from the lab CA for that name"):
+        logs_checks.served_spki_pin(ctx, "logs.apps.virtual.local", "127.0.0.1", port)
+    thread.join(timeout=10)
+    listener.close()
