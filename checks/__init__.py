@@ -43,6 +43,9 @@ ADDON_CHECKS = (
     ("DNS from a pod on every node", "dns:resolution_from_every_node", "dns"),
     ("kubectl top nodes", "metrics:top_nodes", "metrics"),
     ("kubectl top pods includes CoreDNS", "metrics:top_pods_include_coredns", "metrics"),
+    ("ingress: nginx by name over HTTP and HTTPS from every machine", "ingress:by_name_from_every_machine", "ingress"),
+    ("ingress: an unknown host gets 404", "ingress:unknown_host_is_404", "ingress"),
+    ("ingress: traefik on each node's address, as nobody", "ingress:listens_on_node_address_as_nobody", "ingress"),
     ("a pod's unique line from every node in VictoriaLogs within 15 s", "logs:unique_line_from_every_node", "logs"),
     ("the audit entry of a ConfigMap create in VictoriaLogs", "logs:audit_entry_of_a_request", "logs"),
     ("registry: an image built in the lab, pushed with crane, pulled by digest on every node", "registry:push_and_pull_by_digest_on_every_node", "registry"),
@@ -52,6 +55,7 @@ SLOW_CHECKS = (
     ("DNS answers while a CoreDNS pod is deleted", "dns:answers_while_a_coredns_pod_is_deleted", "dns"),
     ("HPA scales up under load and back down", "metrics:hpa_scales_up_and_down", "metrics"),
     ("registry pod moved to another node serves the same digest", "registry:pod_moves_and_serves_the_same_digest", "registry"),
+    ("ingress answers while a traefik pod is deleted", "ingress:answers_while_a_traefik_pod_is_deleted", "ingress"),
 )
 
 

@@ -111,6 +111,10 @@ def cert_specs(lab: Lab) -> list[CertSpec]:
         # The registry's HTTPS: the name containerd and crane dial, and its fixed service IP.
         from harness.render.registry import registry_sans
         specs.append(CertSpec("registry", "registry", "k8s", registry_sans(lab)))
+    if lab.has_addon("ingress"):
+        # traefik's default certificate: every app it publishes, as <app>.<ingress domain>.
+        from harness.render.ingress import INGRESS_CERT, ingress_sans, wildcard
+        specs.append(CertSpec(INGRESS_CERT, wildcard(lab), "k8s", ingress_sans(lab)))
     return specs
 
 

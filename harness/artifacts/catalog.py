@@ -64,6 +64,10 @@ COMPONENT_BINARIES: dict[str, tuple[BinarySpec, ...]] = {
     "crane": (
         BinarySpec("crane", ("version",), "v{v}"),
     ),
+    # traefik (the ingress add-on): `traefik version` prints "Version:      3.6.12" first.
+    "traefik": (
+        BinarySpec("traefik", ("version",), "Version:      {v}"),
+    ),
 }
 
 BINARY_COMPONENTS = tuple(COMPONENT_BINARIES)

@@ -98,6 +98,16 @@ def _crane_ldflags(version: str) -> list[str]:
     return [f"-X github.com/google/go-containerregistry/cmd/crane/cmd.Version={version}"]
 
 
+def _traefik_ldflags(version: str) -> list[str]:
+    # traefik's release build (.goreleaser.yml.tmpl, CODENAME from .github/workflows/release.yaml)
+    # stamps pkg/version: Version is goreleaser's {{.Version}} (the tag without "v"), BuildDate
+    # its {{.Date}}; no checkout here, so a fixed date. `traefik version` prints them.
+    package = "github.com/traefik/traefik/v3/pkg/version"
+    return [f"-X {package}.Version={version.lstrip('v')}",
+            f"-X {package}.Codename=ramequin",
+            f"-X {package}.BuildDate=1970-01-01T00:00:00Z"]
+
+
 KUBE_CMDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
              "kube-proxy", "kubectl")
 
@@ -175,6 +185,16 @@ GO_RECIPES: dict[str, GoRecipe] = {
         packages={"crane": "github.com/google/go-containerregistry/cmd/crane"},
         tags=(),
         ldflags=_crane_ldflags,
+        published=lambda version: (lambda path: None),
+    ),
+    "traefik": GoRecipe(
+        component="traefik",
+        modules=("github.com/traefik/traefik/v3",),
+        # webui/static holds only a placeholder in the module (the dashboard is built by yarn in
+        # traefik's release): the binary embeds it, the lab does not enable the dashboard.
+        packages={"traefik": "github.com/traefik/traefik/v3/cmd/traefik"},
+        tags=(),
+        ldflags=_traefik_ldflags,
         published=lambda version: (lambda path: None),
     ),
 }

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from harness.failover import bounds, dns_scenario, etcd_restore_scenario, registry_scenario
+from harness.failover import ingress_scenario
 from harness.failover.observe import (haproxy_backend_status, lease_holder, measure_until, node_ready,
                                       vip_on)
 from harness.steps.actions import NotYet, etcdctl, kubectl, run, unit_is_active, wait_until
@@ -691,6 +692,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario(registry_scenario.NAME, "the registry pod's node powered off", registry_scenario.bound,
              registry_scenario.act, registry_scenario.restore, measure="pull_works_again_s",
              invariants=registry_scenario.invariants),
+    Scenario(ingress_scenario.NAME, "one node's traefik killed (SIGKILL)", ingress_scenario.bound,
+             ingress_scenario.act, ingress_scenario.restore, measure="longest_ingress_gap_s",
+             invariants=ingress_scenario.invariants),
 )}
 # Each drill joins its scenario by name.
 SCENARIOS = {name: dataclasses.replace(s, drill=DRILLS.get(name)) for name, s in SCENARIOS.items()}

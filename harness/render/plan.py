@@ -15,6 +15,7 @@ from harness.lab import Lab, Machine
 from harness.pki import FRONT_PROXY_CLIENT
 from harness.render import (BIN_DIR, ETCD_SSL_DIR, FLANNEL_DIR, K8S_DIR, SSL_DIR, UNIT_DIR,
                             RenderedFile, addons, configs, env, lb, logs, manifests, units)
+from harness.render import ingress as ingress_render
 from harness.render.kubeconfig import kubeconfig
 from harness.state import LabSecrets
 
@@ -103,6 +104,11 @@ def _master_files(plan: _Plan, m: Machine, secrets: LabSecrets, local_api: str) 
     plan.add(m, "masters", f"{UNIT_DIR}/kube-scheduler.service", units.kube_scheduler_service(lab, m))
     plan.add(m, "masters", f"{K8S_DIR}/addons/rbac.yaml", manifests.rbac_yaml())
     plan.add(m, "workload", f"{K8S_DIR}/addons/nginx-ds.yaml", manifests.nginx_ds_yaml(lab))
+    if lab.has_addon("ingress") and m is lab.masters[0]:
+        # Holds the ingress certificate's key in a Secret: root-only, on the master kubectl runs on.
+        cert = ingress_render.INGRESS_CERT
+        plan.add(m, "ingress", ingress_render.MANIFEST,
+                 ingress_render.ingress_yaml(lab, plan.pem(f"{cert}.pem"), plan.pem(f"{cert}-key.pem")), SECRET)
     if lab.has_addon("dns"):
         plan.add(m, "dns", f"{K8S_DIR}/addons/coredns.yaml", addons.coredns_yaml(lab))
     if lab.has_addon("metrics"):

@@ -3,8 +3,8 @@
 Recipes, by versions.yaml component:
   pause                     images/pause/pause.c compiled static (pause_image)
   nginx, toolbox            Debian .debs and the ELF closure of their programs (debroot)
-  coredns, metrics_server   the component's static Go binary from the artifact cache
-                            (gobinary_image); `artifacts build` builds the binary first
+  coredns, metrics_server,  the component's static Go binary from the artifact cache
+  traefik                   (gobinary_image); `artifacts build` builds the binary first
   victorialogs              victoria-logs and vlagent from the cache (victorialogs_image)
   registry                  Distribution's registry from the cache and Debian's htpasswd
                             (registry_image)
@@ -25,7 +25,7 @@ from harness.errors import UserError
 from harness.versions import Component
 
 IMAGE_COMPONENTS = ("pause", "nginx", "coredns", "metrics_server", "toolbox", "victorialogs",
-                    "registry")
+                    "registry", "traefik")
 # Images made from .debs: their recipe module and the package list (for messages).
 DEB_IMAGES = {"nginx": nginx_image, "toolbox": toolbox_image}
 

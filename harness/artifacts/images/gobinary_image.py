@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.artifacts.images.debroot import sha256_file
+from harness.artifacts.images.filecaps import XATTR, vfs_cap_data
 from harness.artifacts.images.oci import ImageSpec, LayerEntry
 
 RECIPE_REVISION = "1"
@@ -28,12 +29,16 @@ class GoBinaryImage:
     binary: str              # the cached binary, e.g. metrics-server; lands at /<binary>
     user: str = ""           # "" leaves it to the pod spec
     exposed_ports: tuple[str, ...] = ()
+    # file capabilities of the binary (e.g. CAP_NET_BIND_SERVICE), so a non-root user has them
+    capabilities: tuple[str, ...] = ()
 
     def recipe_key(self, version: str, binary_path: Path) -> str:
         digest = hashlib.sha256()
         for part in (RECIPE_REVISION, version, self.binary, self.user,
                      ",".join(self.exposed_ports), PASSWD, GROUP, sha256_file(binary_path)):
             digest.update(part.encode() + b"\0")
+        if self.capabilities:  # only then: the other images keep their keys
+            digest.update(("caps:" + ",".join(self.capabilities)).encode() + b"\0")
         return digest.hexdigest()
 
     def build_spec(self, name: str, version: str, binary_path: Path) -> ImageSpec:
@@ -41,7 +46,8 @@ class GoBinaryImage:
                    LayerEntry("etc/passwd", data=PASSWD.encode()),
                    LayerEntry("etc/group", data=GROUP.encode()),
                    LayerEntry("tmp", kind="dir", mode=0o1777),
-                   LayerEntry(self.binary, data=binary_path.read_bytes(), mode=0o755)]
+                   LayerEntry(self.binary, data=binary_path.read_bytes(), mode=0o755,
+                              xattrs={XATTR: vfs_cap_data(self.capabilities)} if self.capabilities else {})]
         return ImageSpec(name=name, tag=version, entries=entries,
                          entrypoint=[f"/{self.binary}"], user=self.user,
                          exposed_ports=list(self.exposed_ports))
@@ -56,4 +62,10 @@ GO_BINARY_IMAGES: dict[str, GoBinaryImage] = {
     # --cert-dir (upstream manifest: --cert-dir=/tmp on an emptyDir); /tmp is 1777 here too.
     "metrics_server": GoBinaryImage("metrics_server", "metrics-server", user="65534:65534",
                                     exposed_ports=("10250/tcp",)),
+    # traefik binds :80 and :443 of each node (hostNetwork) as a non-root user: the binary
+    # carries cap_net_bind_service=+ep (harness.artifacts.images.filecaps); the pod spec sets
+    # the user and adds only NET_BIND_SERVICE to the bounding set.
+    "traefik": GoBinaryImage("traefik", "traefik", user="65534:65534",
+                             exposed_ports=("80/tcp", "443/tcp"),
+                             capabilities=("CAP_NET_BIND_SERVICE",)),
 }

@@ -33,6 +33,9 @@ class LayerEntry:
     target: str = ""          # symlink target
     uid: int = 0
     gid: int = 0
+    # extended attributes, e.g. security.capability (file capabilities); written as PAX
+    # SCHILY.xattr records, which containerd applies when it unpacks the layer
+    xattrs: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +71,10 @@ def layer_tar(entries: list[LayerEntry]) -> bytes:
             info.uid, info.gid = entry.uid, entry.gid
             info.uname = info.gname = ""
             info.mode = entry.mode
+            if entry.xattrs:
+                # surrogateescape: tarfile writes the bytes back as they were (hdrcharset=BINARY)
+                info.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape")
+                                    for k, v in sorted(entry.xattrs.items())}
             if entry.kind == "dir":
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
