@@ -208,8 +208,10 @@ def _members_healthy(env) -> float:
     return time.monotonic() - started
 
 
-def restore_from_snapshot(env) -> dict:
-    """The whole procedure on the lab, timed; SNAPSHOT must already be on every member."""
+def restore_from_snapshot(env, since: float | None = None) -> dict:
+    """The whole procedure on the lab, timed; SNAPSHOT must already be on every member. With
+    `since` (the break, time.monotonic()), `since_break_s` says when the restored cluster was
+    ready, so the report draws the bound where the interval it governs began."""
     lab, ctx = env.lab, env.ctx
     token = f"etcd-cluster-{lab.name}-restored-{uuid.uuid4().hex[:8]}"
     sampler = ApiSampler(ApiClient(lab, ctx.pki_dir)).start()
@@ -246,6 +248,7 @@ def restore_from_snapshot(env) -> dict:
             "etcdutl_restore_s": max(restored.values()), "data_restored_s": round(t3 - t2, 2),
             "restored_cluster_ready_s": round(t5 - t4, 2), "apiservers_ready_s": round(t6 - t5, 2),
             "restore_s": round(t6 - t0, 2),
+            **({"since_break_s": round(t5 - since, 2)} if since is not None else {}),
             **api_outage(samples, t1, t5, back)}
 
 
@@ -356,7 +359,7 @@ def act(env) -> dict:
     if deleted is None:
         raise RuntimeError(f"namespace {NAMESPACE} was not deleted within 180 s")
     digests = distribute_snapshot(env)
-    procedure = restore_from_snapshot(env)
+    procedure = restore_from_snapshot(env, since=started)
     seen = observe_restored(env, client, before, after, procedure["revision_before_restore"])
     return {**snapshot, "restore_point_after_break_s": round(snapshot_started - started, 3),
             "writes_acked_before_snapshot": len(before), "writes_acked_after_snapshot": len(after),

@@ -213,3 +213,17 @@ def test_drill_checks_only_health_when_no_drill_of_its_own_is_broken(drill):
     assert restore.drill_fixed(env) == []
     seen["status"] = seen["status"][:1]
     assert restore.drill_fixed(env) == ["1 of 3 etcd members answer"]
+
+
+def test_report_draws_the_bound_from_the_restored_members_start(good):
+    import os
+
+    if os.environ.get("CI") != "true":          # the `reports` extra: required in CI, as for the report tests
+        pytest.importorskip("matplotlib")
+    from harness.failover.report import marks
+
+    good.events = {"break": 3.0, "restore": 100.0, "end": 140.0}
+    good.facts["since_break_s"] = 88.0      # the restored cluster was ready 88 s after the break
+    found = marks(good)
+    assert found["takeover"] == pytest.approx(91.0)
+    assert found["bound"] == pytest.approx(91.0 - 0.68 + 2.1)   # from the members' start, not the break
