@@ -157,10 +157,25 @@ def pull_on_every_node(ctx: StepContext, image: dict, timeout: float = 180.0,
     return result
 
 
+def tls_only_with_the_lab_ca(ctx: StepContext, machine) -> dict:
+    """The registry's certificate verifies against the lab CA and against nothing else: curl with
+    the machine's own trust store fails verification (exit 60), with the lab CA it reaches the
+    registry (401: it asks for credentials)."""
+    url = f"https://{ctx.lab.registry_host}/v2/"
+    system = _sh(ctx, machine, f"curl -s -o /dev/null -w '%{{http_code}}' {url}; echo \" rc=$?\"", check=False).stdout
+    lab_ca = _sh(ctx, machine, f"curl -s -o /dev/null -w '%{{http_code}}' --cacert /etc/kubernetes/ssl/ca.pem {url}",
+                 check=False).stdout.strip()
+    assert system.strip().endswith("rc=60"), f"curl without the lab CA did not fail verification: {system!r}"
+    assert lab_ca == "401", f"curl with the lab CA got HTTP {lab_ca!r}, want 401"
+    return {"system_trust": system.strip(), "lab_ca": lab_ca}
+
+
 def push_and_pull_by_digest_on_every_node(ctx: StepContext) -> dict:
     __tracebackhide__ = True
-    image = build_and_push(ctx, witness(ctx))
-    return {"ref": image["ref"], "push_s": image["push_s"], "nodes": pull_on_every_node(ctx, image)}
+    machine = witness(ctx)
+    tls = tls_only_with_the_lab_ca(ctx, machine)
+    image = build_and_push(ctx, machine)
+    return {"ref": image["ref"], "push_s": image["push_s"], "tls": tls, "nodes": pull_on_every_node(ctx, image)}
 
 
 def anonymous_push_is_refused(ctx: StepContext) -> dict:
