@@ -171,7 +171,9 @@ def ui_renders_in_chromium(ctx: StepContext, out_dir, browser: str = "chromium")
     node's IP from the lab). The DOM after the scripts ran holds the app; the screenshot
     (written to out_dir) is not blank. The certificate is first verified against the lab CA."""
     __tracebackhide__ = True
+    import shutil
     import subprocess
+    import tempfile
     from pathlib import Path
 
     import matplotlib.image
@@ -184,23 +186,28 @@ def ui_renders_in_chromium(ctx: StepContext, out_dir, browser: str = "chromium")
     out_dir.mkdir(parents=True, exist_ok=True)
     shot = out_dir / "logs-ui.png"
 
+    profile = tempfile.mkdtemp(prefix="k8s-ha-lab-chromium-")   # a fresh profile, not kept
+
     def chromium(*args: str) -> subprocess.CompletedProcess:
         command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                   "--hide-scrollbars", f"--user-data-dir={out_dir / 'chromium-profile'}",
+                   "--hide-scrollbars", f"--user-data-dir={profile}",
                    f"--host-resolver-rules=MAP {host} {node.ip}",
                    f"--ignore-certificate-errors-spki-list={pin}", "--window-size=1280,900",
                    "--virtual-time-budget=15000", *args, url]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=180)
         assert proc.returncode == 0, f"{' '.join(command)}: exit {proc.returncode}: {proc.stderr[-1500:]}"
         return proc
-    dom = chromium("--dump-dom").stdout
+    try:
+        dom = chromium("--dump-dom").stdout
+        chromium(f"--screenshot={shot}")
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
     (out_dir / "logs-ui.html").write_text(dom)
     missing = [marker for marker in UI_RENDERED if marker not in dom]
     assert not missing, f"{url}: the page after its scripts ran lacks {missing}: {dom[:600]!r}"
     # The UI ran its default query (`*`, the last 5 minutes) through the ingress and listed logs.
     returned = re.search(r"Total logs returned: <b>(\d+)<", dom)
     assert returned and int(returned[1]) > 0, f"{url}: the UI's query listed no logs ({returned and returned[0]})"
-    chromium(f"--screenshot={shot}")
     assert shot.exists() and shot.stat().st_size > 10_000, f"{shot}: no screenshot or a tiny one"
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] >= 800 and pixels.shape[1] >= 1200, f"{shot}: {pixels.shape}"
