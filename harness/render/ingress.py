@@ -95,6 +95,7 @@ def traefik_args(lab: Lab) -> list[str]:
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
+        "--log.noColor=true",   # plain text for kubectl logs and the log collector
     ]
 
 

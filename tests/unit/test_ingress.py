@@ -211,30 +211,38 @@ def _line(at: float, codes: list[tuple[str, str]], victim: str) -> str:
     return f"{at:.2f} " + " ".join(f"{c},{ip}" for c, ip in codes) + f" victim={victim}"
 
 
-def test_loop_summary_counts_failover_and_the_victims_outage():
+def test_loop_summary_splits_the_outage_from_the_restart():
     from checks.ingress import parse_loop, summarize
 
     v, other = "192.168.220.102", "192.168.220.200"
     lines = [_line(10.0, [("200", v), ("200", v)], "200"),
-             _line(10.2, [("200", v), ("200", v)], "200"),
-             _line(10.4, [("000", ""), ("200", other)], "000"),   # the request in flight at the kill
+             _line(10.2, [("200", v), ("000", v)], "200"),        # the request in flight at the kill
+             _line(10.4, [("200", v), ("200", other)], "000"),     # asked before the victim went
              _line(10.6, [("200", other), ("200", other)], "000"),
-             _line(10.8, [("200", other), ("200", other)], "000"),
-             _line(11.0, [("200", v), ("200", v)], "200"),
+             _line(10.8, [("404", v), ("404", v)], "404"),       # listening, routes not loaded yet
+             _line(11.0, [("404", v), ("000", v)], "404"),       # (and its untrusted default cert)
+             _line(11.2, [("200", v), ("200", v)], "200"),
              "garbage line", ""]
     s = summarize(parse_loop("\n".join(lines)), v)
-    assert s["rounds"] == 6 and s["requests"] == 12 and s["failures"] == 1
-    assert s["longest_gap_s"] == 0.4
-    assert s["victim_down_rounds"] == 3 and s["victim_down_s"] == 0.4
+    assert s["rounds"] == 7 and s["requests"] == 14 and s["failures"] == 5
+    assert s["failures_while_down"] == 1 and s["failures_from_restarted_victim"] == 4 and s["other_failures"] == 0
+    assert s["failover_gap_s"] == 0.4          # 10.0 -> 10.4 on the second URL
+    assert s["longest_gap_s"] == 0.6           # 10.6 (another node) -> 11.2: the restart included
+    assert s["victim_down_rounds"] == 2 and s["victim_down_s"] == 0.2
+    assert s["victim_restart_unrouted_s"] == 0.4 and s["victim_unrouted_answers"] == ["404"]
     assert s["answered_by_while_down"] == [other] and not s["victim_answered_while_down"]
 
 
-def test_loop_summary_flags_a_victim_that_answered_while_down():
+def test_loop_summary_flags_what_the_checks_refuse():
     from checks.ingress import parse_loop, summarize
 
-    v = "192.168.220.102"
-    s = summarize(parse_loop(_line(1.0, [("200", v)], "000")), v)
-    assert s["victim_answered_while_down"] and s["longest_gap_s"] == 0.0
+    v, other = "192.168.220.102", "192.168.220.200"
+    s = summarize(parse_loop("\n".join([_line(1.0, [("200", v)], "000"), _line(1.2, [("200", v)], "000")])), v)
+    assert s["victim_answered_while_down"]
+    assert s["victim_restart_unrouted_s"] is None            # never seen serving again
+    s = summarize(parse_loop("\n".join([_line(1.0, [("200", other)], "200"),
+                                          _line(1.2, [("502", other)], "200")])), v)
+    assert s["victim_down_rounds"] == 0 and s["other_failures"] == 1 and s["failover_gap_s"] is None
 
 
 def test_loop_script_asks_by_name_and_the_victim_by_address(seed_lab):
@@ -253,12 +261,13 @@ def test_scenario_bound_and_invariants():
     from harness.failover.scenarios import SCENARIOS
 
     s = SCENARIOS["ingress-pod-killed"]
-    assert s.measure == "longest_ingress_gap_s"
+    assert s.measure == "failover_gap_s"
     b = ingress_scenario.bound(None)
     assert b.seconds == pytest.approx(0.2) and "0.1" in b.formula
-    good = {"ingress_requests": 100, "victim_down_rounds": 5, "ingress_failures": 1,
-            "victim_answered_while_down": False, "victim_node": "node03"}
+    good = {"ingress_requests": 100, "victim_down_rounds": 5, "failures_while_down": 1, "other_failures": 0,
+            "victim_answered_while_down": False, "victim_node": "node03", "victim_restart_unrouted_s": 0.5}
     assert ingress_scenario.invariants(good, {}) == []
-    assert ingress_scenario.invariants({**good, "victim_down_rounds": 0}, {})
-    assert ingress_scenario.invariants({**good, "ingress_failures": 2}, {})
-    assert ingress_scenario.invariants({**good, "victim_answered_while_down": True}, {})
+    for bad in ({"victim_down_rounds": 0}, {"failures_while_down": 2}, {"other_failures": 1},
+                {"victim_answered_while_down": True}, {"victim_restart_unrouted_s": None},
+                {"victim_restart_unrouted_s": 9.0}, {"ingress_requests": 10}):
+        assert ingress_scenario.invariants({**good, **bad}, {}), bad
