@@ -215,13 +215,21 @@ def restore_from_snapshot(env, since: float | None = None) -> dict:
     lab, ctx = env.lab, env.ctx
     token = f"etcd-cluster-{lab.name}-restored-{uuid.uuid4().hex[:8]}"
     sampler = ApiSampler(ApiClient(lab, ctx.pki_dir)).start()
+    try:
+        return _procedure(env, token, sampler, since)
+    finally:
+        sampler.stop()                    # never left polling if a step fails
+
+
+def _procedure(env, token: str, sampler: ApiSampler, since: float | None) -> dict:
+    lab, ctx = env.lab, env.ctx
     time.sleep(0.5)                       # a read or two that succeed before the stop
     before = _status(env)
     t0 = time.monotonic()
     for_each(ctx, STEP, lab.masters, lambda m: _sh(env, m, "systemctl stop kube-apiserver"), "stop kube-apiserver")
     t1 = time.monotonic()
-    # flanneld writes to etcd too (its lease), and its open watch would hold etcd's stop for a
-    # request timeout; started again after the restore, it watches from the new revision.
+    # flanneld writes to etcd too (its lease), and its watch cannot re-list after a compaction:
+    # stopped for the restore, it starts again watching from the new revision.
     for_each(ctx, STEP, lab.machines, lambda m: _sh(env, m, "systemctl stop flanneld"), "stop flanneld")
     revision_before = max((s["Status"]["header"]["revision"] for s in _status(env)), default=0)
     for_each(ctx, STEP, lab.etcd_members, lambda m: _sh(env, m, "systemctl stop etcd"), "stop etcd")
@@ -340,19 +348,25 @@ def bound(env) -> bounds.Bound:
     return bounds.restored_cluster_elected()
 
 
+def _wait_writes(writer: Writer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while len(writer.acked) < WRITES_BEFORE_SNAPSHOT and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def act(env) -> dict:
     started = time.monotonic()
     client = ApiClient(env.lab, env.ctx.pki_dir)
     create_namespace(client)
     writer = Writer(client).start()
-    deadline = time.monotonic() + 60
-    while len(writer.acked) < WRITES_BEFORE_SNAPSHOT and time.monotonic() < deadline:
-        time.sleep(0.2)
-    snapshot_started = time.monotonic()
-    snapshot = take_snapshot(env)
-    snapshot_done = time.monotonic()
-    time.sleep(1.5)                   # writes the snapshot cannot hold: the restore must drop them
-    acked = writer.stop()
+    try:
+        _wait_writes(writer)
+        snapshot_started = time.monotonic()
+        snapshot = take_snapshot(env)
+        snapshot_done = time.monotonic()
+        time.sleep(1.5)               # writes the snapshot cannot hold: the restore must drop them
+    finally:
+        acked = writer.stop()         # never left writing if the snapshot fails
     before = [w for w in acked if w.acked_at < snapshot_started]
     after = [w for w in acked if w.acked_at > snapshot_done]
     deleted = delete_namespace(client)
@@ -460,10 +474,10 @@ def drill_breaks(env) -> None:
     client = ApiClient(env.lab, env.ctx.pki_dir)
     create_namespace(client)
     writer = Writer(client).start()
-    deadline = time.monotonic() + 60
-    while len(writer.acked) < WRITES_BEFORE_SNAPSHOT and time.monotonic() < deadline:
-        time.sleep(0.2)
-    acked = writer.stop()
+    try:
+        _wait_writes(writer)
+    finally:
+        acked = writer.stop()
     snapshot = take_snapshot(env)
     if delete_namespace(client) is None:
         raise RuntimeError(f"namespace {NAMESPACE} was not deleted within 180 s")

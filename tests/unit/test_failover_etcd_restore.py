@@ -227,3 +227,34 @@ def test_report_draws_the_bound_from_the_restored_members_start(good):
     found = marks(good)
     assert found["takeover"] == pytest.approx(91.0)
     assert found["bound"] == pytest.approx(91.0 - 0.68 + 2.1)   # from the members' start, not the break
+
+
+def test_no_writer_or_sampler_outlives_a_failed_step(monkeypatch, rendered_small):
+    """Load generators stop when the step they accompany fails."""
+    stopped = []
+
+    class Fake:
+        def __init__(self, *args):
+            self.acked = [None] * restore.WRITES_BEFORE_SNAPSHOT
+
+        def start(self):
+            return self
+
+        def stop(self):
+            stopped.append(type(self).__name__)
+            return []
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("etcdctl snapshot save failed")
+    monkeypatch.setattr(restore, "ApiClient", lambda lab, pki: None)
+    monkeypatch.setattr(restore, "create_namespace", lambda client: None)
+    monkeypatch.setattr(restore, "Writer", type("Writer", (Fake,), {}))
+    monkeypatch.setattr(restore, "ApiSampler", type("ApiSampler", (Fake,), {}))
+    monkeypatch.setattr(restore, "take_snapshot", boom)
+    monkeypatch.setattr(restore, "_procedure", boom)
+    env = SimpleNamespace(lab=rendered_small.lab, ctx=SimpleNamespace(pki_dir=None))
+    with pytest.raises(RuntimeError):
+        restore.act(env)
+    with pytest.raises(RuntimeError):
+        restore.restore_from_snapshot(env)
+    assert stopped == ["Writer", "ApiSampler"]
