@@ -138,6 +138,10 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 """
 LOOP_PAUSE_S = 0.1
+# curl (7.88, the node image's) waits its happy-eyeballs timeout (--happy-eyeballs-timeout-ms,
+# 200 ms by default) before it tries the next address after a refused one: measured 0.20 s on
+# the seed lab, against 0.05 s with the option at 50.
+CURL_NEXT_ADDRESS_S = 0.2
 # A restarted traefik listens before its Kubernetes provider has loaded the routes, and answers
 # its own 404 meanwhile (upstream issue #10458; ~0.5 s measured on the seed lab). It must not
 # take longer than this: a provider that never syncs would serve 404 for good.

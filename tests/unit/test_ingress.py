@@ -220,7 +220,7 @@ def test_loop_summary_splits_the_outage_from_the_restart():
              _line(10.4, [("200", v), ("200", other)], "000"),     # asked before the victim went
              _line(10.6, [("200", other), ("200", other)], "000"),
              _line(10.8, [("404", v), ("404", v)], "404"),       # listening, routes not loaded yet
-             _line(11.0, [("404", v), ("000", v)], "404"),       # (and its untrusted default cert)
+             _line(11.0, [("404", v), ("000", v)], "404"),       # any failure from it counts here
              _line(11.2, [("200", v), ("200", v)], "200"),
              "garbage line", ""]
     s = summarize(parse_loop("\n".join(lines)), v)
@@ -256,14 +256,16 @@ def test_loop_script_asks_by_name_and_the_victim_by_address(seed_lab):
     assert f"--cacert {SSL_DIR}/ca.pem" in script
 
 
-def test_scenario_bound_and_invariants():
+def test_scenario_bound_and_invariants(seed_lab):
+    from types import SimpleNamespace
+
     from harness.failover import ingress_scenario
     from harness.failover.scenarios import SCENARIOS
 
     s = SCENARIOS["ingress-pod-killed"]
     assert s.measure == "failover_gap_s"
-    b = ingress_scenario.bound(None)
-    assert b.seconds == pytest.approx(0.2) and "0.1" in b.formula
+    b = ingress_scenario.bound(SimpleNamespace(lab=seed_lab))
+    assert b.seconds == pytest.approx(0.6) and "0.1" in b.formula and "0.2" in b.formula
     good = {"ingress_requests": 100, "victim_down_rounds": 5, "failures_while_down": 1, "other_failures": 0,
             "victim_answered_while_down": False, "victim_node": "node03", "victim_restart_unrouted_s": 0.5}
     assert ingress_scenario.invariants(good, {}) == []
