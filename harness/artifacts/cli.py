@@ -38,8 +38,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                              "versions.yaml)")
     parser.add_argument("--dir", type=Path, help="directory of binaries for --source dir")
     parser.add_argument("--only", metavar="COMPONENT",
-                        help="one component (kubernetes, etcd, flannel, coredns, "
-                             "metrics_server, pause, nginx, toolbox, conformance) or binary")
+                        help="one component (" + ", ".join(dict.fromkeys(
+                            [*catalog.COMPONENT_BINARIES, *IMAGE_COMPONENTS, "conformance"]))
+                        + ") or binary")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     parser.add_argument("--runtime", action="store_true",
                         help="verify: also import and run the images in a private containerd")
