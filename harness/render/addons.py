@@ -41,7 +41,8 @@ def reverse_zones(network: ipaddress.IPv4Network) -> list[str]:
     return zones
 
 
-def _meta(name: str, namespace: str | None = NAMESPACE, **labels: str) -> dict:
+def object_meta(name: str, namespace: str | None = NAMESPACE, **labels: str) -> dict:
+    """metadata for an add-on's object: kube-system unless told otherwise (None: cluster-scoped)."""
     meta: dict = {"name": name}
     if namespace:
         meta["namespace"] = namespace
@@ -51,7 +52,7 @@ def _meta(name: str, namespace: str | None = NAMESPACE, **labels: str) -> dict:
 
 
 def _cluster_role(name: str, rules: list[dict], labels: dict | None = None) -> dict:
-    meta = _meta(name, None)
+    meta = object_meta(name, None)
     if labels:
         meta["labels"] = labels
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -61,7 +62,7 @@ def _cluster_role(name: str, rules: list[dict], labels: dict | None = None) -> d
 def _binding(kind: str, name: str, role_kind: str, role: str, account: str,
              namespace: str | None = None) -> dict:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
-            "metadata": _meta(name, namespace),
+            "metadata": object_meta(name, namespace),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
             "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]}
 
@@ -146,17 +147,17 @@ def corefile(lab: Lab) -> str:
 def coredns_yaml(lab: Lab, replicas: int = 2) -> str:
     labels = {"k8s-app": DNS_APP}
     rbac = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("coredns")},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": object_meta("coredns")},
         _cluster_role("system:coredns", [
             _rule([""], ["endpoints", "services", "pods", "namespaces"], ["list", "watch"]),
             _rule(["discovery.k8s.io"], ["endpointslices"], ["list", "watch"])]),
         _binding("ClusterRoleBinding", "system:coredns", "ClusterRole", "system:coredns", "coredns"),
     ]
     core = corefile(lab)
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("coredns"),
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta("coredns"),
               "data": {"Corefile": core}}
     service = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {**_meta(DNS_SERVICE, **labels, **{"kubernetes.io/name": "CoreDNS"}),
+               "metadata": {**object_meta(DNS_SERVICE, **labels, **{"kubernetes.io/name": "CoreDNS"}),
                             "annotations": {"prometheus.io/port": str(DNS_METRICS_PORT),
                                             "prometheus.io/scrape": "true"}},
                "spec": {"selector": labels, "clusterIP": str(lab.cluster.dns_service_ip),
@@ -181,7 +182,7 @@ def coredns_yaml(lab: Lab, replicas: int = 2) -> str:
                            "failureThreshold": DNS_READY_FAILURES},
     })
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("coredns", **labels),
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta("coredns", **labels),
         "spec": {
             "replicas": replicas,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
@@ -204,7 +205,7 @@ def coredns_yaml(lab: Lab, replicas: int = 2) -> str:
             }},
         },
     }
-    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta("coredns"),
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": object_meta("coredns"),
               "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}}
     return yaml.safe_dump_all([*rbac, config, service, deployment, budget], sort_keys=False)
 
@@ -217,7 +218,7 @@ def metrics_server_yaml(lab: Lab, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
     labels = {"k8s-app": METRICS_APP}
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     docs = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("metrics-server", **labels)},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": object_meta("metrics-server", **labels)},
         _cluster_role("system:aggregated-metrics-reader",
                       [_rule(["metrics.k8s.io"], ["pods", "nodes"], ["get", "list", "watch"])],
                       {"rbac.authorization.k8s.io/aggregate-to-admin": "true",
@@ -233,9 +234,9 @@ def metrics_server_yaml(lab: Lab, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
         _binding("ClusterRoleBinding", "system:metrics-server", "ClusterRole",
                  "system:metrics-server", "metrics-server"),
         {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-         "metadata": _meta("metrics-server-tls", **labels),
+         "metadata": object_meta("metrics-server-tls", **labels),
          "data": {"tls.crt": b64(cert_pem), "tls.key": b64(key_pem)}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": _meta("metrics-server", **labels),
+        {"apiVersion": "v1", "kind": "Service", "metadata": object_meta("metrics-server", **labels),
          "spec": {"selector": labels,
                   "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https"}]}},
     ]
@@ -263,7 +264,7 @@ def metrics_server_yaml(lab: Lab, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
     # metrics-server reads its serving cert only at start: a new one rolls the pod.
     tls_sha = hashlib.sha256(cert_pem + key_pem).hexdigest()
     docs.append({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("metrics-server", **labels),
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta("metrics-server", **labels),
         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels,
                                            "annotations": {"k8s-ha-lab/tls-sha256": tls_sha}}, "spec": {

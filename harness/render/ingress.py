@@ -20,6 +20,7 @@ import yaml
 
 from harness.lab import Lab
 from harness.render import K8S_DIR
+from harness.render.addons import object_meta
 
 # The IngressClass traefik answers for; every Ingress in the lab names it.
 INGRESS_CLASS = "traefik"
@@ -52,15 +53,6 @@ def wildcard(lab: Lab) -> str:
 def ingress_sans(lab: Lab) -> tuple[str, ...]:
     """The default certificate's names: every <app>.<ingress domain>, one label deep."""
     return (wildcard(lab),)
-
-
-def _meta(name: str, namespace: str | None = NAMESPACE, **labels: str) -> dict:
-    meta: dict = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    if labels:
-        meta["labels"] = dict(labels)
-    return meta
 
 
 def dynamic_yaml() -> str:
@@ -106,16 +98,16 @@ def _rbac() -> list[dict]:
     Ingress status."""
     read = ["get", "list", "watch"]
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "metadata": _meta(APP, None),
+            "metadata": object_meta(APP, None),
             "rules": [{"apiGroups": [""], "resources": ["services", "secrets", "nodes"], "verbs": list(read)},
                       {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": list(read)},
                       {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"],
                        "verbs": list(read)}]}
     binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": _meta(APP, None),
+               "metadata": object_meta(APP, None),
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": APP},
                "subjects": [{"kind": "ServiceAccount", "name": APP, "namespace": NAMESPACE}]}
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(APP)}
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": object_meta(APP)}
     return [account, role, binding]
 
 
@@ -131,7 +123,7 @@ def app_ingress(lab: Lab, app: str, namespace: str, service: str, port: int | st
     default certificate covers the name; no Secret of its own)."""
     number = {"number": port} if isinstance(port, int) else {"name": port}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": _meta(app, namespace),
+            "metadata": object_meta(app, namespace),
             "spec": {"ingressClassName": INGRESS_CLASS,
                      "rules": [{"host": lab.ingress_host(app), "http": {"paths": [
                          {"path": path, "pathType": "Prefix",
@@ -162,7 +154,7 @@ def daemonset(lab: Lab, tls_sha: str, config_sha: str) -> dict:
                          {"name": "dynamic", "mountPath": f"{_CONF_DIR}/dynamic", "readOnly": True}],
     }
     return {
-        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta(APP, **labels),
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": object_meta(APP, **labels),
         "spec": {
             "selector": {"matchLabels": dict(labels)},
             # One node at a time: clients fail over to the others meanwhile.
@@ -192,9 +184,9 @@ def ingress_yaml(lab: Lab, cert_pem: bytes, key_pem: bytes) -> str:
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     dynamic = dynamic_yaml()
     secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-              "metadata": _meta(TLS_SECRET, app=APP),
+              "metadata": object_meta(TLS_SECRET, app=APP),
               "data": {"tls.crt": b64(cert_pem), "tls.key": b64(key_pem)}}
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(DYNAMIC_CONFIG, app=APP),
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(DYNAMIC_CONFIG, app=APP),
               "data": {"dynamic.yaml": dynamic}}
     docs = [*_rbac(), ingress_class(), secret, config,
             daemonset(lab, hashlib.sha256(cert_pem + key_pem).hexdigest(),

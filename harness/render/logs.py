@@ -25,6 +25,7 @@ import yaml
 
 from harness.lab import Lab, Machine
 from harness.render import BIN_DIR, SSL_DIR
+from harness.render.addons import object_meta
 
 NAMESPACE = "kube-system"
 STORE = "victorialogs"                     # Deployment, Services, Secret, certificate stem
@@ -74,15 +75,6 @@ def cluster_url(lab: Lab) -> str:
     return f"https://{STORE}.{NAMESPACE}.svc.{lab.dns_domain}:{HTTPS_PORT}"
 
 
-def _meta(name: str, namespace: str | None = NAMESPACE, **labels: str) -> dict:
-    meta: dict = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    if labels:
-        meta["labels"] = dict(labels)
-    return meta
-
-
 def _hardened(container: dict) -> dict:
     container["securityContext"] = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]}}
@@ -94,7 +86,7 @@ def _store(lab: Lab, cert_pem: bytes, key_pem: bytes) -> list[dict]:
     tls_dir = "/etc/victorialogs/tls"
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-              "metadata": _meta(f"{STORE}-tls", **labels),
+              "metadata": object_meta(f"{STORE}-tls", **labels),
               "data": {"tls.crt": b64(cert_pem), "tls.key": b64(key_pem)}}
     container = _hardened({
         "name": STORE, "image": lab.versions.victorialogs.image_ref, "imagePullPolicy": "Never",
@@ -114,7 +106,7 @@ def _store(lab: Lab, cert_pem: bytes, key_pem: bytes) -> list[dict]:
                          {"name": "tls", "mountPath": tls_dir, "readOnly": True}],
     })
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(STORE, **labels),
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta(STORE, **labels),
         # One writer per data directory: the old pod is gone before the new one opens it.
         "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels, "annotations": {
@@ -123,11 +115,11 @@ def _store(lab: Lab, cert_pem: bytes, key_pem: bytes) -> list[dict]:
                      "containers": [container],
                      "volumes": [{"name": "data", "hostPath": {"path": DATA_DIR, "type": "DirectoryOrCreate"}},
                                  {"name": "tls", "secret": {"secretName": f"{STORE}-tls"}}]}}}}
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(STORE, **labels),
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(STORE, **labels),
                "spec": {"selector": labels,
                         "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http"},
                                   {"name": "https", "port": HTTPS_PORT, "targetPort": "https"}]}}
-    collectors = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(STORE_NODEPORT_SERVICE, **labels),
+    collectors = {"apiVersion": "v1", "kind": "Service", "metadata": object_meta(STORE_NODEPORT_SERVICE, **labels),
                   "spec": {"type": "NodePort", "selector": labels,
                            "ports": [{"name": "https", "port": HTTPS_PORT, "targetPort": "https",
                                       "nodePort": node_port(lab)}]}}
@@ -137,13 +129,13 @@ def _store(lab: Lab, cert_pem: bytes, key_pem: bytes) -> list[dict]:
 def _agent(lab: Lab) -> list[dict]:
     labels = {"app.kubernetes.io/name": AGENT}
     rbac = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(AGENT)},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": _meta(AGENT, None),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": object_meta(AGENT)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": object_meta(AGENT, None),
          "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
                    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
                    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]}]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": _meta(AGENT, None),
+         "metadata": object_meta(AGENT, None),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AGENT},
          "subjects": [{"kind": "ServiceAccount", "name": AGENT, "namespace": NAMESPACE}]},
     ]
@@ -164,7 +156,7 @@ def _agent(lab: Lab) -> list[dict]:
                          {"name": "ca", "mountPath": "/etc/vlagent/ca", "readOnly": True}],
     })
     daemonset = {
-        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": _meta(AGENT, **labels),
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": object_meta(AGENT, **labels),
         "spec": {"selector": {"matchLabels": labels},
                  "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
                  "template": {"metadata": {"labels": labels}, "spec": {
@@ -186,7 +178,7 @@ def ingress(lab: Lab) -> dict:
 
     backend = {"service": {"name": STORE, "port": {"number": HTTP_PORT}}}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": _meta(STORE, **{"app.kubernetes.io/name": STORE}),
+            "metadata": object_meta(STORE, **{"app.kubernetes.io/name": STORE}),
             "spec": {"ingressClassName": INGRESS_CLASS,
                      "rules": [{"host": lab.ingress_host("logs"), "http": {"paths": [
                          {"path": "/select", "pathType": "Prefix", "backend": backend},

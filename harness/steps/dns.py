@@ -13,8 +13,7 @@ from harness.render import K8S_DIR
 from harness.render.addons import DNS_APP, DNS_SERVICE, NAMESPACE
 from harness.steps.actions import NotYet, kubectl, kubectl_apply, sync_files, wait_deployment, wait_until
 from harness.steps.context import StepContext
-from harness.steps.parallel import for_each
-from harness.steps.nodes import import_images
+from harness.steps.nodes import import_images_on_nodes
 
 NAME = "dns"
 MANIFEST = f"{K8S_DIR}/addons/coredns.yaml"
@@ -38,7 +37,7 @@ def ready_endpoints(ctx: StepContext, step: str = NAME) -> list[str]:
 def run_step(ctx: StepContext) -> None:
     if not ctx.lab.has_addon(NAME):
         return
-    for_each(ctx, NAME, ctx.lab.nodes, lambda m: import_images(ctx, m, IMAGES, step=NAME), "images")
+    import_images_on_nodes(ctx, NAME, IMAGES)
     first = ctx.lab.masters[0]
     sync_files(ctx, NAME, first)
     kubectl_apply(ctx, NAME, MANIFEST)

@@ -17,8 +17,7 @@ from harness.render.ingress import APP, MANIFEST, NAMESPACE, NGINX_APP
 from harness.render.manifests import NGINX_WELCOME
 from harness.steps.actions import NotYet, kubectl, kubectl_apply, run, sync_files, wait_until
 from harness.steps.context import StepContext
-from harness.steps.nodes import import_images
-from harness.steps.parallel import for_each
+from harness.steps.nodes import import_images_on_nodes
 
 NAME = "ingress"
 IMAGES = ("traefik",)
@@ -69,7 +68,7 @@ def _every_node_serves(ctx: StepContext) -> None:
 def run_step(ctx: StepContext) -> None:
     if not ctx.lab.has_addon(NAME):
         return
-    for_each(ctx, NAME, ctx.lab.nodes, lambda m: import_images(ctx, m, IMAGES, step=NAME), "images")
+    import_images_on_nodes(ctx, NAME, IMAGES)
     first = ctx.lab.masters[0]
     sync_files(ctx, NAME, first)
     kubectl_apply(ctx, NAME, MANIFEST)

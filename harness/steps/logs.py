@@ -19,7 +19,7 @@ from harness.render.logs import AGENT, AUDIT_UNIT, NAMESPACE, STORE, https_url
 from harness.steps.actions import (BIN_DIR, NotYet, _local_sha256, kubectl, kubectl_apply, push_file, run,
                                    start_units, sync_files, unit_is_active, wait_deployment, wait_until)
 from harness.steps.context import StepContext
-from harness.steps.nodes import import_images
+from harness.steps.nodes import import_images_on_nodes
 from harness.steps.parallel import for_each
 
 NAME = "logs"
@@ -86,7 +86,7 @@ def run_step(ctx: StepContext) -> None:
     if not ctx.lab.has_addon(NAME):
         return
     first = ctx.lab.masters[0]
-    for_each(ctx, NAME, ctx.lab.nodes, lambda m: import_images(ctx, m, (COMPONENT,), step=NAME), "images")
+    import_images_on_nodes(ctx, NAME, (COMPONENT,))
     sync_files(ctx, NAME, first, [f for f in ctx.files_for(NAME, first) if f.path == MANIFEST])
     kubectl_apply(ctx, NAME, MANIFEST)
     wait_deployment(ctx, NAME, NAMESPACE, STORE)

@@ -19,6 +19,11 @@ SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 SERVING_USAGES = {"digital signature", "key encipherment", "server auth"}
 
 
+def import_images_on_nodes(ctx: StepContext, step: str, components: tuple[str, ...]) -> None:
+    """An add-on step's images onto every node at once, one progress line per node."""
+    for_each(ctx, step, ctx.lab.nodes, lambda m: import_images(ctx, m, components, step=step), "images")
+
+
 def import_images(ctx: StepContext, machine, components=("pause", "nginx"), step: str = NAME) -> None:
     """Images from the artifact cache, imported under the names the config and manifests use."""
     present = run(ctx, step, machine, "ctr -n k8s.io images ls -q", unit="containerd").stdout.split()
