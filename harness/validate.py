@@ -303,6 +303,9 @@ def _addons(data: dict) -> tuple[str, ...]:
     for name in raw:
         if name not in ADDONS:
             raise LabError("addons", f"unknown add-on {name!r} (known: {', '.join(ADDONS)})")
+    if "logs" in raw and "dns" not in raw:
+        # vlagent finds the log store by its Service name, which only CoreDNS answers
+        raise LabError("addons", "'logs' needs 'dns' (the collectors find the log store by its Service name)")
     return tuple(a for a in ADDONS if a in raw)
 
 

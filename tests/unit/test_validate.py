@@ -297,3 +297,12 @@ def test_good_labs_validate(capsys):
     for name in ("seed", "small"):
         assert main(["validate", str(REPO_ROOT / "labs" / f"{name}.yaml")]) == 0
     assert capsys.readouterr().out.count("lab is valid") == 2
+
+
+def test_logs_without_dns_is_refused(seed_data):
+    from harness.errors import LabError
+    from harness.validate import build_lab
+    from harness.versions import load_versions
+    data = dict(seed_data, addons=["metrics", "logs"])
+    with pytest.raises(LabError, match=r"addons: 'logs' needs 'dns'"):
+        build_lab(data, load_versions())
