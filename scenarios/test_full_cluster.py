@@ -109,6 +109,46 @@ def test_hpa_scales_a_cpu_bound_deployment_up_and_back_down(metrics):
     assert report["peak_ready"] >= 2
 
 
+# --- the ingress add-on (the guide's traefik) -----------------------------------------------------
+def test_nginx_answers_by_name_through_the_ingress_from_every_machine(ingress):
+    from checks import ingress as ingress_checks
+    seen = ingress_checks.by_name_from_every_machine(ingress)
+    assert set(seen) == {m.name for m in ingress.lab.machines}
+
+
+def test_an_unknown_host_gets_404_from_the_ingress(ingress):
+    from checks import ingress as ingress_checks
+    assert ingress_checks.unknown_host_is_404(ingress)
+
+
+def test_traefik_listens_on_each_nodes_own_address_as_nobody(ingress):
+    from checks import ingress as ingress_checks
+    assert set(ingress_checks.listens_on_node_address_as_nobody(ingress)) == {m.name for m in ingress.lab.nodes}
+
+
+def test_the_name_keeps_answering_while_a_traefik_pod_is_deleted(ingress):
+    from checks import ingress as ingress_checks
+    assert ingress_checks.answers_while_a_traefik_pod_is_deleted(ingress)["failures_while_down"] == 0
+
+
+# --- the registry add-on (the guide's harbor on NFS -> Distribution on an sshfs export) -----------
+def test_an_image_built_in_the_lab_is_pushed_and_pulled_by_digest_on_every_node(registry):
+    from checks import registry as registry_checks
+    report = registry_checks.push_and_pull_by_digest_on_every_node(registry)
+    assert set(report["nodes"]) == {m.node_name for m in registry.lab.nodes}
+
+
+def test_an_anonymous_push_is_refused(registry):
+    from checks import registry as registry_checks
+    assert registry_checks.anonymous_push_is_refused(registry)["post_status"] == "401"
+
+
+def test_the_registry_pod_moved_to_another_node_serves_the_same_digest(registry):
+    from checks import registry as registry_checks
+    report = registry_checks.pod_moves_and_serves_the_same_digest(registry)
+    assert report["to"] != report["from"]
+
+
 # --- the logs add-on (the guide's log collection -> VictoriaLogs and vlagent) --------------------
 def test_a_line_printed_on_every_node_is_found_in_the_log_store(logs):
     from checks import logs as logs_checks
