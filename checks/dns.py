@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
-from checks.workloads import exec_in, toolbox_pods
+from checks.workloads import exec_in, loop_while_breaking, toolbox_pods
 from harness.render.addons import NAMESPACE as DNS_NAMESPACE
 from harness.render.check_workloads import HEADLESS, NAMESPACE
 from harness.steps.actions import kubectl
@@ -138,10 +137,6 @@ def break_one_coredns_pod(ctx: StepContext, how: str = "delete", seconds: float 
     leaves the Service while CoreDNS's lameduck keeps answering), `sigkill` kills its process on
     the node, as a crash would (the endpoint stays until the readiness probe notices). Reports
     the queries, the failures and the longest gap between two answered queries."""
-    import threading
-
-    from harness.steps.context import StepContext as Context
-
     victims = coredns_pods(ctx)
     assert victims, "no CoreDNS pod to break"
     victim = sorted(victims)[0]
@@ -149,27 +144,12 @@ def break_one_coredns_pod(ctx: StepContext, how: str = "delete", seconds: float 
     pods = toolbox_pods(ctx)
     spare = [n for n in sorted(pods) if n not in victims.values()]
     client = pods[(spare or sorted(pods))[0]]
-    result: dict = {}
-    # The loop runs over connections of its own (the same lab, files and secrets, new transports)
-    # so the break below can go in parallel.
-    side = Context(ctx.lab, ctx.state_dir, ctx.secrets, ctx.files)
-    thread = threading.Thread(target=lambda: result.update(
-        out=exec_in(side, client, query_loop_script(ctx, seconds), STEP, timeout=seconds + 60)))
-    thread.start()
-    try:
-        time.sleep(break_after)
-        broken_at = time.time()
-        if how == "delete":
-            kubectl(ctx, STEP, f"-n {DNS_NAMESPACE} delete pod {victim} --wait=false")
-        elif how == "sigkill":
-            machine = ctx.lab.machine(victim_node)
-            ctx.on(machine).run("pkill -KILL -x coredns")
-        else:
-            raise ValueError(f"unknown way to break a CoreDNS pod: {how!r}")
-        thread.join(seconds + 90)
-    finally:
-        side.close()
-    samples = parse_loop(result["out"].stdout if result.get("out") else "")
+    script = query_loop_script(ctx, seconds)
+    out, broken_at = loop_while_breaking(
+        ctx, lambda side: exec_in(side, client, script, STEP, timeout=seconds + 60),
+        how=how, namespace=DNS_NAMESPACE, pod=victim, machine=ctx.lab.machine(victim_node),
+        process="coredns", seconds=seconds, break_after=break_after, step=STEP)
+    samples = parse_loop(out.stdout if out else "")
     failures = sum(1 for _, ok in samples if not ok)
     return {"victim": victim, "victim_node": victim_node, "how": how, "broken_at": broken_at,
             "client": client["metadata"]["name"], "client_node": client["spec"]["nodeName"],

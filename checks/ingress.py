@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import threading
-import time
 
+from checks.workloads import loop_while_breaking
 from harness.render.ingress import APP, NAMESPACE, NGINX_APP
 from harness.render.manifests import NGINX_WELCOME
 from harness.steps.actions import kubectl, run
@@ -242,8 +241,6 @@ def break_one_traefik(ctx: StepContext, how: str = "delete", seconds: float = 20
     deletes its pod through the API (graceful: traefik stops accepting and finishes what is in
     flight), `sigkill` kills its process on the node, as a crash would. Each round also asks the
     victim directly, so the report shows how long it was really down."""
-    from harness.steps.context import StepContext as Context
-
     lab = ctx.lab
     host = lab.ingress_host(NGINX_APP)
     client = next((m for m in lab.machines if not m.has("node")), lab.machines[0])
@@ -253,26 +250,12 @@ def break_one_traefik(ctx: StepContext, how: str = "delete", seconds: float = 20
     pods = traefik_pods(ctx)
     assert victim.node_name in pods, f"no traefik pod on {victim.node_name}: {pods}"
     victim_pod = pods[victim.node_name]
-    result: dict = {}
-    # The loop runs over connections of its own, so the break below can go in parallel.
-    side = Context(ctx.lab, ctx.state_dir, ctx.secrets, ctx.files)
     script = loop_script(ctx, str(victim.ip), seconds)
-    thread = threading.Thread(target=lambda: result.update(
-        out=run(side, STEP, client, script, check=False, timeout=seconds + 60)))
-    thread.start()
-    try:
-        time.sleep(break_after)
-        broken_at = time.time()
-        if how == "delete":
-            kubectl(ctx, STEP, f"-n {NAMESPACE} delete pod {victim_pod} --wait=false")
-        elif how == "sigkill":
-            ctx.on(victim).run("pkill -KILL -x traefik")
-        else:
-            raise ValueError(f"unknown way to break traefik: {how!r}")
-        thread.join(seconds + 90)
-    finally:
-        side.close()
-    rounds = parse_loop(result["out"].stdout if result.get("out") else "")
+    out, broken_at = loop_while_breaking(
+        ctx, lambda side: run(side, STEP, client, script, check=False, timeout=seconds + 60),
+        how=how, namespace=NAMESPACE, pod=victim_pod, machine=victim, process="traefik",
+        seconds=seconds, break_after=break_after, step=STEP)
+    rounds = parse_loop(out.stdout if out else "")
     return {"how": how, "client": client.name, "tried_first": order, "victim_node": victim.node_name,
             "victim_ip": str(victim.ip), "victim_pod": victim_pod, "broken_at": broken_at,
             **summarize(rounds, str(victim.ip))}

@@ -66,3 +66,31 @@ def exec_in(ctx: StepContext, pod: dict, script: str, step: str = STEP, timeout:
     name = pod["metadata"]["name"]
     return kubectl(ctx, step, f"-n {pod['metadata']['namespace']} exec {shlex.quote(name)} -- "
                               f"sh -c {shlex.quote(script)}", check=False, timeout=timeout)
+
+
+def loop_while_breaking(ctx: StepContext, loop, *, how: str, namespace: str, pod: str, machine,
+                        process: str, seconds: float, break_after: float, step: str = STEP):
+    """Run `loop(side)` (a client's request loop; `side` is a context with connections of its
+    own, so the break can go in parallel) and, `break_after` seconds in, break `pod`: `delete`
+    deletes it through the API (graceful), `sigkill` kills its `process` on `machine`, as a crash
+    would. Returns the loop's output (None if it never returned) and when the break happened."""
+    import threading
+    import time
+
+    if how not in ("delete", "sigkill"):
+        raise ValueError(f"unknown way to break {pod}: {how!r}")
+    result: dict = {}
+    side = StepContext(ctx.lab, ctx.state_dir, ctx.secrets, ctx.files)
+    thread = threading.Thread(target=lambda: result.update(out=loop(side)))
+    thread.start()
+    try:
+        time.sleep(break_after)
+        broken_at = time.time()
+        if how == "delete":
+            kubectl(ctx, step, f"-n {namespace} delete pod {pod} --wait=false")
+        else:
+            ctx.on(machine).run(f"pkill -KILL -x {shlex.quote(process)}")
+        thread.join(seconds + 90)
+    finally:
+        side.close()
+    return result.get("out"), broken_at
