@@ -97,11 +97,13 @@ def same_version_under(prefix: str, version: str) -> PublishedVersion:
 
 
 def wrapper_gomod(wrapper_module: str, requires: dict[str, str], sources: list[GoModFile],
-                  published: PublishedVersion) -> str:
+                  published: PublishedVersion, local: dict[str, str] | None = None) -> str:
     """The text of the wrapper's go.mod.
 
     requires: module -> version the wrapper builds from. sources: the parsed go.mod of each of
     those modules, whose replace directives (ignored by Go in a dependency) are carried over.
+    local: module -> directory (relative to the wrapper) that replaces it, for a module built
+    from a trimmed copy (trimmed_module.py).
     """
     go_version = max((m.go for m in sources if m.go), key=_version_key, default="1.22")
     godebug = []
@@ -118,6 +120,8 @@ def wrapper_gomod(wrapper_module: str, requires: dict[str, str], sources: list[G
                 target = published(old)
                 if target:
                     replaces[old] = f"{old} {target}"
+    for module, directory in (local or {}).items():
+        replaces[module] = directory
     lines = [f"module {wrapper_module}", "", f"go {go_version}", ""]
     for entry in godebug:
         lines.append(f"godebug {entry}")

@@ -118,10 +118,6 @@ def kube_apiserver_service(lab: Lab, machine: Machine) -> str:
         f"--etcd-certfile={SSL_DIR}/kubernetes.pem",
         f"--etcd-keyfile={SSL_DIR}/kubernetes-key.pem",
         f"--etcd-servers={lab.etcd_endpoints}",
-        # flannel v0.27's etcd watch resumes from the revision it first started at after any
-        # reconnect; once that revision is compacted it loops forever on "required revision has
-        # been compacted" and stops learning new leases. No compaction keeps it whole.
-        "--etcd-compaction-interval=0",
         "--allow-privileged=true",
         "--audit-log-maxage=30",
         "--audit-log-maxbackup=3",

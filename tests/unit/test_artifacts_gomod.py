@@ -130,12 +130,15 @@ def test_build_failure_names_component_command_and_tail(tmp_path):
     lines = "".join(f"echo 'line {i}'; " for i in range(20))
     go = _fake_go(tmp_path, f"""
 case "$1" in
-  mod) printf '{{"Path":"x","GoMod":"%s"}}' "{tmp_path}/src.mod"; exit 0;;
+  mod) printf '{{"Path":"x","GoMod":"%s","Dir":"%s"}}' "{tmp_path}/src.mod" "{tmp_path}/mod"; exit 0;;
   get) exit 0;;
   build) {lines} echo 'pkg/foo.go:3: undefined: Bar'; exit 1;;
 esac
 """)
     (tmp_path / "src.mod").write_text("module github.com/flannel-io/flannel\n\ngo 1.23\n")
+    (tmp_path / "mod/pkg/backend/tencentvpc").mkdir(parents=True)
+    (tmp_path / "mod/main.go").write_text(
+        'package main\n\nimport _ "github.com/flannel-io/flannel/pkg/backend/tencentvpc"\n')
     source = GoModSource(log_dir=tmp_path / "logs", go=go)
     flannel = Component("flannel", "v0.28.10", "gomod")
     with pytest.raises(UserError) as caught:
@@ -148,6 +151,9 @@ esac
     assert (tmp_path / "logs" / "flannel@v0.28.10.log").read_text().count("line 0") == 1
     wrapper = (tmp_path / "work" / "wrapper" / "go.mod").read_text()
     assert "\tgithub.com/flannel-io/flannel v0.28.10\n" in wrapper
+    # built from a copy without the Tencent Cloud backend (its SDK module is not served)
+    assert "\tgithub.com/flannel-io/flannel => ./src\n" in wrapper
+    assert "tencentvpc" not in (tmp_path / "work/wrapper/src/main.go").read_text()
 
 
 def test_describe_names_the_module(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.artifacts.go_recipes import GO_RECIPES, GoRecipe
 from harness.artifacts.gomod_wrapper import parse_gomod, wrapper_gomod
 from harness.artifacts.gotool import GoRunner, find_go, go_env
+from harness.artifacts.trimmed_module import trimmed_copy
 from harness.artifacts.sources.base import ArtifactSource, OnReady, _ignore
 from harness.errors import UserError
 from harness.versions import Component
@@ -30,9 +31,10 @@ class GoModSource(ArtifactSource):
 
     def describe(self, component: Component, binaries: list[str]) -> list[str]:
         recipe = self.recipe(component)
+        without = f", without {', '.join(recipe.without)}" if recipe.without else ""
         return [f"go build {recipe.packages[b]} from {self._module_of(recipe, b)}"
                 f"@{component.version} (wrapper module, "
-                f"{'cgo, -static' if recipe.cgo else 'CGO_ENABLED=0'})" for b in binaries]
+                f"{'cgo, -static' if recipe.cgo else 'CGO_ENABLED=0'}{without})" for b in binaries]
 
     def fetch(self, component: Component, binaries: list[str], dest_dir: Path,
               on_ready: OnReady = _ignore) -> dict[str, Path]:
@@ -69,6 +71,7 @@ class GoModSource(ArtifactSource):
     def write_wrapper(self, recipe: GoRecipe, version: str, runner: GoRunner, what: str) -> Path:
         """Writes wrapper/go.mod from the go.mod files of the recipe's modules."""
         sources = []
+        local: dict[str, str] = {}
         for module in recipe.modules:
             # Outside any module so that only the named module@version is fetched.
             runner.workdir.joinpath("go.mod").unlink(missing_ok=True)
@@ -78,9 +81,12 @@ class GoModSource(ArtifactSource):
                 raise UserError(f"{what}: {module}@{version} not available from the Go module "
                                 f"proxy: {info['Error'].splitlines()[0]}")
             sources.append(parse_gomod(Path(info["GoMod"]).read_text()))
+            if recipe.without and module == recipe.modules[0]:
+                trimmed_copy(module, Path(info["Dir"]), runner.workdir / "src", recipe.without)
+                local[module] = "./src"
         text = wrapper_gomod(f"k8s-ha-lab.local/build/{recipe.component}",
                              {m: version for m in recipe.modules}, sources,
-                             recipe.published(version))
+                             recipe.published(version), local)
         path = runner.workdir / "go.mod"
         path.write_text(text)
         return path
