@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.artifacts.cache import ArtifactCache
 from harness.artifacts.conformance_build import ConformanceBuilder
 from harness.conformance import images as e2e_images
-from harness.conformance import report, runner
+from harness.conformance import pull_always, report, runner
 from harness.errors import UserError
 
 
@@ -80,6 +81,15 @@ def prepare(ctx, built: Artifacts, say=_say) -> int:
     say(f" ✓ conformance images on {len(ctx.lab.nodes)} node(s): {count} imported, "
         f"{len(built.archives) * len(ctx.lab.nodes) - count} already there "
         f"({time.monotonic() - started:.1f}s)")
+    if pull_always.available(ctx.lab):
+        started = time.monotonic()
+        pushed = pull_always.publish(ctx, built.archives,
+                                     report=lambda machine, ref: say(f" ✓ {machine}: pushed {ref}"))
+        say(f" ✓ conformance images in the lab registry: {pushed} pushed, "
+            f"{len(built.archives) - pushed} already there ({time.monotonic() - started:.1f}s)")
+    else:
+        say(f" ! {ctx.lab.name} has no registry add-on: specs whose pods pull with "
+            "imagePullPolicy Always cannot start them (docs/conformance.md)")
     return count
 
 
@@ -116,7 +126,8 @@ def run(ctx, built: Artifacts, out_dir: Path, cfg: runner.RunConfig, say=_say) -
     if progress.total == 0:
         raise UserError(f"no spec matches --focus {cfg.focus!r}")
     started = time.monotonic()
-    status = runner.run_suite(runner.ginkgo_command(*args), env, out_dir / "e2e.log", progress)
+    with (pull_always.served(ctx) if pull_always.available(ctx.lab) else nullcontext()):
+        status = runner.run_suite(runner.ginkgo_command(*args), env, out_dir / "e2e.log", progress)
     seconds = time.monotonic() - started
     junit = out_dir / "junit_01.xml"
     if not junit.is_file():

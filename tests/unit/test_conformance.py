@@ -185,3 +185,32 @@ def test_node_images_are_compared_by_digest():
                "sha256:abc 1.0 MiB linux/amd64 io.cri-containerd.image=managed\n"
                "sha256:abc application/vnd.oci.image.manifest.v1+json sha256:abc 1.0 MiB linux/amd64 -\n")
     assert node_images(listing)["k8s-ha-lab.local/e2e/busybox:1.37.0-2"] == "sha256:abc"
+
+
+def test_pull_always_maps_the_e2e_prefix_into_the_lab_registry():
+    from harness.conformance import pull_always
+    from harness.errors import UserError
+    from harness.lab import load_lab
+
+    from harness import REPO_ROOT
+    lab = load_lab(REPO_ROOT / "labs/seed.yaml")
+    assert pull_always.available(lab)
+    assert (pull_always.registry_ref(lab, "k8s-ha-lab.local/e2e/agnhost:2.59")
+            == f"{lab.registry_host}/e2e/agnhost:2.59")
+    with pytest.raises(UserError, match="not an image under k8s-ha-lab.local/e2e"):
+        pull_always.registry_ref(lab, "elsewhere.example/e2e/agnhost:2.59")
+    text = pull_always.hosts_toml(lab, "user", "pw")
+    assert pull_always.hosts_toml_path() == "/etc/containerd/certs.d/k8s-ha-lab.local/hosts.toml"
+    assert f'[host."https://{lab.registry_host}"]' in text
+    assert 'capabilities = ["pull", "resolve"]' in text            # never push
+    assert 'ca = "/etc/kubernetes/ssl/ca.pem"' in text and "skip_verify" not in text
+    assert 'Authorization = "Basic dXNlcjpwdw=="' in text           # base64("user:pw")
+
+
+def test_pull_always_needs_the_registry_addon():
+    from harness.conformance import pull_always
+    from harness.lab import load_lab
+
+    from harness import REPO_ROOT
+    lab = load_lab(REPO_ROOT / "labs/seed.yaml")
+    assert not pull_always.available(lab.__class__(**{**lab.__dict__, "addons": ("dns",)}))
