@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.failover import bounds, dns_scenario, etcd_restore_scenario, registry_scenario
+from harness.failover import bounds, dns_scenario, etcd_restore_drill, etcd_restore_scenario, registry_scenario
 from harness.failover import ingress_scenario
 from harness.failover.observe import (haproxy_backend_status, lease_holder, measure_until, node_ready,
                                       vip_on)
@@ -391,7 +391,9 @@ def _member_replaced(facts: dict, probe: dict) -> list[str]:
 def _kill_leader(env: Env, component: str) -> dict:
     """SIGKILL the Lease holder, then sample the Lease every half second for the whole bound
     (with its slack), and at least a few seconds past the handoff, recording every holder: one
-    change of holder is a handoff, more is flapping."""
+    change of holder is a handoff, more is flapping. `lease_longest_unsampled_s` is the longest
+    time without an answered sample (the API may blink): a holder that did not release keeps the
+    Lease for at least a lease duration, so shorter gaps cannot hide one."""
     via = env.lab.masters[0]
     holder, transitions = lease_holder(env.ctx, component, via)
     leader = next(m for m in env.lab.masters if holder.startswith(m.name))
@@ -399,6 +401,7 @@ def _kill_leader(env: Env, component: str) -> dict:
     seen, started = [holder], time.monotonic()
     _sh(env, leader, f"systemctl kill --signal=SIGKILL {component}")
     handoff, samples, failed_samples = None, 0, 0
+    last_answer, longest_unsampled = started, 0.0
     while True:
         elapsed = time.monotonic() - started
         if elapsed > window and (handoff is None or elapsed > handoff + 5) or elapsed > window + 30:
@@ -409,18 +412,23 @@ def _kill_leader(env: Env, component: str) -> dict:
             failed_samples += 1
             time.sleep(0.5)
             continue
+        answered = time.monotonic()
+        longest_unsampled, last_answer = max(longest_unsampled, answered - last_answer), answered
         samples += 1
         if current != seen[-1]:
             seen.append(current)
             if handoff is None and current:
-                handoff = round(time.monotonic() - started, 2)
+                handoff = round(answered - started, 2)
         time.sleep(0.5)
-    sampled_for = round(time.monotonic() - started, 1)
+    ended = time.monotonic()
+    sampled_for = round(ended - started, 1)
+    longest_unsampled = max(longest_unsampled, ended - last_answer)
     scheduled = _schedule_a_pod(env)
     return {"old_leader": holder, "new_leader": seen[-1], "handoff_s": handoff,
             "holders_seen": seen, "lease_transitions": [transitions, lease_holder(env.ctx, component, via)[1]],
             "lease_sampled_for_s": sampled_for, "lease_samples": samples,
-            "lease_samples_failed": failed_samples, "new_pod_scheduled_s": scheduled}
+            "lease_samples_failed": failed_samples, "lease_longest_unsampled_s": round(longest_unsampled, 2),
+            "new_pod_scheduled_s": scheduled}
 
 
 def _schedule_a_pod(env: Env) -> float | None:
@@ -515,6 +523,10 @@ def _one_clean_handoff(facts: dict, probe: dict) -> list[str]:
     if facts.get("lease_sampled_for_s", 0) < window:
         problems.append(f"the Lease was sampled for {facts.get('lease_sampled_for_s', 0):g} s, "
                         f"less than the bound's {window:g} s: flapping could have gone unseen")
+    unsampled = facts.get("lease_longest_unsampled_s")
+    if unsampled is None or unsampled >= bounds.LEADER_LEASE_DURATION_S:
+        problems.append(f"the Lease went {unsampled} s without an answered sample, not less than a lease "
+                        f"duration ({bounds.LEADER_LEASE_DURATION_S:g} s): a holder could have come and gone unseen")
     if facts.get("new_pod_scheduled_s") is None:
         problems.append("a new pod was never scheduled: the new leader does not work")
     return problems
@@ -641,8 +653,8 @@ DRILLS = {
         "kubectl still answers. " + LOOK_VIP + " Then check what the VRRP MASTER can reach "
         "(ping the other machines from it) and what its packet filter holds.",
         lambda e: _partition_rules(e) + _vip_home(e)),
-    etcd_restore_scenario.NAME: Drill(etcd_restore_scenario.drill_breaks, etcd_restore_scenario.DRILL_OBSERVE,
-                                      etcd_restore_scenario.drill_fixed, etcd_restore_scenario.drill_restore),
+    etcd_restore_scenario.NAME: Drill(etcd_restore_drill.drill_breaks, etcd_restore_drill.DRILL_OBSERVE,
+                                      etcd_restore_drill.drill_fixed, etcd_restore_drill.drill_restore),
 }
 
 

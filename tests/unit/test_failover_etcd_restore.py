@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.failover import bounds
+from harness.failover import bounds, etcd_restore_drill, etcd_restore_load, etcd_restore_namespace, etcd_snapshot
 from harness.failover import etcd_restore_scenario as restore
 from harness.failover.probe import ProbeResult, Sample
 from harness.failover.runner import ScenarioResult, problems, rolled_back
@@ -88,11 +88,11 @@ def test_api_outage_from_the_samples():
     # (start, end, ok) in seconds; the apiservers are stopped at 10, etcd is ready at 30
     samples = [(8.0, 8.1, True), (9.5, 9.6, True), (10.2, 10.3, False), (20.0, 21.0, False),
                (31.0, 31.2, False), (40.0, 40.4, True), (41.0, 41.1, True)]
-    out = restore.api_outage(samples, stopped_at=10.0, etcd_ready_at=30.0, back_at=40.4)
+    out = etcd_restore_load.api_outage(samples, stopped_at=10.0, etcd_ready_at=30.0, back_at=40.4)
     assert out == {"api_unavailable_s": 30.8, "api_answers_while_restoring": 0, "api_samples": 7}
     answered = samples + [(15.0, 15.1, True)]
-    assert restore.api_outage(answered, 10.0, 30.0, 40.4)["api_answers_while_restoring"] == 1
-    assert restore.api_outage(samples, 10.0, 30.0, None)["api_unavailable_s"] is None
+    assert etcd_restore_load.api_outage(answered, 10.0, 30.0, 40.4)["api_answers_while_restoring"] == 1
+    assert etcd_restore_load.api_outage(samples, 10.0, 30.0, None)["api_unavailable_s"] is None
 
 
 def _probe_result(acked_at: dict[int, float], missing: list[int]) -> ProbeResult:
@@ -129,30 +129,30 @@ def fake_run(ctx, step, machine, command, check=True, **kwargs):
 def test_each_member_restores_the_same_file_with_a_new_token_and_a_bumped_compacted_revision(
         monkeypatch, rendered_small):
     lab = rendered_small.lab
-    monkeypatch.setattr(restore, "run", fake_run)
+    monkeypatch.setattr(etcd_snapshot, "run", fake_run)
     env = SimpleNamespace(ctx=FakeCtx(lab), lab=lab)
     for member in lab.etcd_members:
-        restore._restore_member(env, member, "etcd-cluster-small-restored-x")
+        etcd_snapshot._restore_member(env, member, "etcd-cluster-small-restored-x")
     restores = [(m, c) for m, c in env.ctx.commands if "snapshot restore" in c]
     assert [m for m, _ in restores] == [m.name for m in lab.etcd_members]
     for member, (_, command) in zip(lab.etcd_members, restores):
-        assert f"snapshot restore {restore.SNAPSHOT} " in command
+        assert f"snapshot restore {etcd_snapshot.SNAPSHOT} " in command
         assert f"--name {lab.etcd_name(member)} " in command
         assert f"--initial-cluster {lab.etcd_initial_cluster} " in command
         assert f"--initial-advertise-peer-urls https://{member.ip}:2380 " in command
         assert "--initial-cluster-token etcd-cluster-small-restored-x " in command
         assert f"etcd-cluster-{lab.name} " not in command           # never the old token
-        assert f"--bump-revision {restore.BUMP_REVISION} --mark-compacted" in command
-        assert f"--data-dir {restore.DATA_DIR}.restored " in command
+        assert f"--bump-revision {etcd_snapshot.BUMP_REVISION} --mark-compacted" in command
+        assert f"--data-dir {etcd_snapshot.DATA_DIR}.restored " in command
     swaps = [c for _, c in env.ctx.commands if "before-restore" in c]
-    assert len(swaps) == 3 and all(f"mv {restore.DATA_DIR}.restored {restore.DATA_DIR}" in c for c in swaps)
+    assert len(swaps) == 3 and all(f"mv {etcd_snapshot.DATA_DIR}.restored {etcd_snapshot.DATA_DIR}" in c for c in swaps)
 
 
 def test_the_peer_url_is_the_one_the_rendered_unit_advertises(rendered_small):
     lab = rendered_small.lab
     for member in lab.etcd_members:
         unit = rendered_small.text(member.name, "/etc/systemd/system/etcd.service")
-        assert f"--initial-advertise-peer-urls={restore._peer_url(lab, member)} " in unit + " "
+        assert f"--initial-advertise-peer-urls={etcd_snapshot._peer_url(lab, member)} " in unit + " "
 
 
 # --- the drill's own condition ------------------------------------------------------------------------
@@ -170,23 +170,23 @@ def drill(monkeypatch, tmp_path, rendered_small):
     import json as _json
 
     (tmp_path / "drill.json").write_text(_json.dumps({"name": restore.NAME}))
-    (tmp_path / restore.DRILL_RECORD).write_text(_json.dumps(RECORD))
+    (tmp_path / etcd_restore_drill.DRILL_RECORD).write_text(_json.dumps(RECORD))
     seen = {"status": [_member_status(0x6699940b47c812e1)] * 3, "namespace": (200, "Active"),
             "configmaps": {"write-000001": "a1", "write-000002": "b2"}, "watch_refused": True}
-    monkeypatch.setattr(restore, "_status", lambda env: seen["status"])
-    monkeypatch.setattr(restore, "_namespace_status", lambda client: seen["namespace"])
-    monkeypatch.setattr(restore, "old_etcd_watch_refused", lambda env, revision: seen["watch_refused"])
-    monkeypatch.setattr(restore, "ApiClient", lambda lab, pki: None)
+    monkeypatch.setattr(etcd_snapshot, "status", lambda env: seen["status"])
+    monkeypatch.setattr(etcd_restore_drill, "namespace_status", lambda client: seen["namespace"])
+    monkeypatch.setattr(etcd_snapshot, "old_etcd_watch_refused", lambda env, revision: seen["watch_refused"])
+    monkeypatch.setattr(etcd_restore_drill, "ApiClient", lambda lab, pki: None)
     items = lambda: _json.dumps({"items": [{"metadata": {"name": n}, "data": {"value": v}}
                                            for n, v in seen["configmaps"].items()]}).encode()
-    monkeypatch.setattr(restore, "_api", lambda client, method, path, body=None: (200, items()))
+    monkeypatch.setattr(etcd_restore_namespace, "api", lambda client, method, path, body=None: (200, items()))
     env = SimpleNamespace(lab=rendered_small.lab, ctx=SimpleNamespace(state_dir=tmp_path, pki_dir=tmp_path))
     return env, seen
 
 
 def test_drill_fixed_when_restored_properly(drill):
     env, _ = drill
-    assert restore.drill_fixed(env) == []
+    assert etcd_restore_drill.drill_fixed(env) == []
 
 
 @pytest.mark.parametrize("doctor, expect", [
@@ -202,7 +202,7 @@ def test_drill_fixed_when_restored_properly(drill):
 def test_drill_not_fixed(drill, doctor, expect):
     env, seen = drill
     doctor(seen)
-    found = restore.drill_fixed(env)
+    found = etcd_restore_drill.drill_fixed(env)
     assert any(expect in line for line in found), found
 
 
@@ -210,9 +210,9 @@ def test_drill_checks_only_health_when_no_drill_of_its_own_is_broken(drill):
     env, seen = drill
     (env.ctx.state_dir / "drill.json").write_text('{"name": "etcd-one-down"}')
     seen.update(namespace=(404, ""), watch_refused=False)
-    assert restore.drill_fixed(env) == []
+    assert etcd_restore_drill.drill_fixed(env) == []
     seen["status"] = seen["status"][:1]
-    assert restore.drill_fixed(env) == ["1 of 3 etcd members answer"]
+    assert etcd_restore_drill.drill_fixed(env) == ["1 of 3 etcd members answer"]
 
 
 def test_report_draws_the_bound_from_the_restored_members_start(good):
@@ -247,14 +247,15 @@ def test_no_writer_or_sampler_outlives_a_failed_step(monkeypatch, rendered_small
     def boom(*args, **kwargs):
         raise RuntimeError("etcdctl snapshot save failed")
     monkeypatch.setattr(restore, "ApiClient", lambda lab, pki: None)
+    monkeypatch.setattr(etcd_snapshot, "ApiClient", lambda lab, pki: None)
     monkeypatch.setattr(restore, "create_namespace", lambda client: None)
     monkeypatch.setattr(restore, "Writer", type("Writer", (Fake,), {}))
-    monkeypatch.setattr(restore, "ApiSampler", type("ApiSampler", (Fake,), {}))
-    monkeypatch.setattr(restore, "take_snapshot", boom)
-    monkeypatch.setattr(restore, "_procedure", boom)
+    monkeypatch.setattr(etcd_snapshot, "ApiSampler", type("ApiSampler", (Fake,), {}))
+    monkeypatch.setattr(etcd_snapshot, "take_snapshot", boom)
+    monkeypatch.setattr(etcd_snapshot, "_procedure", boom)
     env = SimpleNamespace(lab=rendered_small.lab, ctx=SimpleNamespace(pki_dir=None))
     with pytest.raises(RuntimeError):
         restore.act(env)
     with pytest.raises(RuntimeError):
-        restore.restore_from_snapshot(env)
+        etcd_snapshot.restore_from_snapshot(env)
     assert stopped == ["Writer", "ApiSampler"]

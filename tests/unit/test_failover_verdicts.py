@@ -26,9 +26,10 @@ def result(name, facts, bound, measure, probe=None, **extra) -> ScenarioResult:
 
 @pytest.fixture
 def vip(seed_lab):
-    return result("master-poweroff", {"vrrp_takeover_s": 0.9, "since_break_s": 4.2, "skew_wait_s": 0.62,
+    scenario = scenarios.SCENARIOS["master-poweroff"]
+    return result("master-poweroff", {"vrrp_takeover_s": 0.9, "since_break_s": 4.2, "skew_wait_s": None,
                                       "vip_holder": "master02"},
-                  bounds.vrrp_priority_zero(seed_lab), "skew_wait_s")
+                  scenario.bound(type("E", (), {"lab": seed_lab})()), scenario.measure)
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def leader():
     return result("controller-manager-leader-kill",
                   {"old_leader": "master01_a", "new_leader": "master02_b", "handoff_s": 17.3,
                    "holders_seen": ["master01_a", "master02_b"], "lease_transitions": [3, 4],
-                   "lease_sampled_for_s": 25.1, "new_pod_scheduled_s": 2.0},
+                   "lease_sampled_for_s": 25.1, "lease_longest_unsampled_s": 1.1, "new_pod_scheduled_s": 2.0},
                   bounds.leader_handoff(), "handoff_s")
 
 
@@ -58,10 +59,31 @@ def test_judge_in_the_bounds_direction():
 
 
 def test_every_scenario_names_the_figure_its_bound_governs(seed_lab):
+    from pathlib import Path
+
+    from harness.failover.probe import ProbeResult
+
+    sources = "".join(path.read_text() for path in Path(scenarios.__file__).parent.glob("*.py"))
+    probe_keys = set(ProbeResult("r", 1.0).summary())
     for scenario in scenarios.SCENARIOS.values():
         assert scenario.measure, scenario.name
         assert scenario.bound(type("E", (), {"lab": seed_lab})()).direction in (bounds.UPPER, bounds.LOWER)
+        # a figure some scenario code writes (or the probe's summary has), not a typo judged "not measured"
+        assert scenario.measure in probe_keys or f'"{scenario.measure}"' in sources, scenario.name
     assert scenarios.SCENARIOS["etcd-quorum-lost"].bound(None).direction == bounds.LOWER
+
+
+@pytest.mark.parametrize("name", list(scenarios.SCENARIOS))
+def test_each_scenarios_bound_is_asserted_on_its_own_figure(seed_lab, name):
+    """Just inside the allowance passes the bound; just outside, or not measured, fails the run."""
+    scenario = scenarios.SCENARIOS[name]
+    bound = scenario.bound(type("E", (), {"lab": seed_lab})())
+    step = 0.01 if bound.direction == bounds.UPPER else -0.01
+    for figure, ok in ((bound.allowed - step, True), (bound.allowed + step, False), (None, False)):
+        doctored = result(name, {scenario.measure: figure}, bound, scenario.measure,
+                          {**PROBE, scenario.measure: figure} if scenario.measure in PROBE else None)
+        verdict_lines = [line for line in problems(doctored) if scenario.measure in line]
+        assert doctored.verdict.ok is ok and bool(verdict_lines) is not ok, (figure, problems(doctored))
 
 
 # --- a good result passes, each doctored one fails -------------------------------------------------
@@ -75,10 +97,10 @@ def test_good_results_pass(vip, leader):
     (lambda r: setattr(r, "converged", False), "did not converge back"),
     (lambda r: r.probe.update(lost_writes=1), "acknowledged writes were lost"),
     (lambda r: r.probe.update(acknowledged_writes=0), "wrote nothing"),
-    (lambda r: r.facts.update(skew_wait_s=40.0), "OUTSIDE the upper bound"),
-    (lambda r: r.facts.update(skew_wait_s=1.3), "OUTSIDE the upper bound"),
-    (lambda r: r.facts.update(skew_wait_s=None), "not measured"),
-    (lambda r: r.facts.update(vrrp_takeover_s=-0.4), "split-brain"),
+    (lambda r: r.facts.update(vrrp_takeover_s=40.0), "OUTSIDE the upper bound"),   # the old polling ceiling
+    (lambda r: r.facts.update(vrrp_takeover_s=1.3), "OUTSIDE the upper bound"),
+    (lambda r: r.facts.update(vrrp_takeover_s=None), "not measured"),
+    (lambda r: r.facts.update(vrrp_takeover_s=-0.4), "split-brain"),                # within the bound, yet fails
     (lambda r: r.facts.update(vrrp_takeover_s=None), "never reached the backup"),
 ])
 def test_doctored_vip_results_fail(vip, doctor, expect):
@@ -96,6 +118,8 @@ def test_doctored_vip_results_fail(vip, doctor, expect):
     (lambda f: f.update(lease_transitions=[3, 5]), "not by exactly one"),
     (lambda f: f.update(lease_sampled_for_s=17.5), "flapping could have gone unseen"),
     (lambda f: f.update(new_pod_scheduled_s=None), "never scheduled"),
+    (lambda f: f.update(lease_longest_unsampled_s=15.0), "could have come and gone unseen"),
+    (lambda f: f.update(lease_longest_unsampled_s=None), "could have come and gone unseen"),
 ])
 def test_doctored_leader_results_fail(leader, doctor, expect):
     doctored = copy.deepcopy(leader)
@@ -140,6 +164,25 @@ def test_doctored_other_results_fail(seed_lab):
     assert any("never answered" in line for line in problems(node))
 
 
+def test_doctored_coredns_results_fail():
+    from harness.failover import dns_scenario
+    from harness.render.addons import DNS_READY_FAILURES, DNS_READY_PERIOD_S, DNS_READY_TIMEOUT_S
+
+    bound = dns_scenario.bound(None)
+    assert bound.seconds == DNS_READY_PERIOD_S * DNS_READY_FAILURES + DNS_READY_TIMEOUT_S + 1.0
+    assert bound.direction == bounds.UPPER and f"{bound.seconds:g}s" in bound.formula
+    dns = result("coredns-pod-killed", {"victim": "coredns-x", "dns_queries": 120, "dns_failures": 9,
+                                        "longest_dns_gap_s": 1.4}, bound, "longest_dns_gap_s")
+    assert problems(dns) == []
+    for doctor, expect in (({"longest_dns_gap_s": bound.allowed + 0.1}, "OUTSIDE the upper bound"),
+                           ({"longest_dns_gap_s": None}, "not measured"),
+                           ({"dns_queries": 12, "dns_failures": 0}, "ran only 12 queries"),
+                           ({"dns_failures": 61}, "61 of 120 DNS queries failed")):
+        doctored = copy.deepcopy(dns)
+        doctored.facts.update(doctor)
+        assert any(expect in line for line in problems(doctored)), (doctor, problems(doctored))
+
+
 # --- the takeover's sign: never clamped, negative only when proven --------------------------------
 def test_takeover_is_signed_and_not_clamped():
     # MASTER seen holding until 1.0 s, backup first seen holding in the sample ending at 1.7 s
@@ -180,7 +223,31 @@ def test_leader_kill_samples_the_whole_bound_and_sees_flapping(monkeypatch, seed
     facts = scenarios._kill_leader(env, "kube-controller-manager")
     assert facts["holders_seen"] == ["master01_a", "master02_b", "master01_c", "master02_b"]
     assert facts["lease_sampled_for_s"] >= bounds.Bound(0.1, "tiny").allowed
+    assert 0 < facts["lease_longest_unsampled_s"] < 1
     assert any("flapping" in line for line in scenarios._one_clean_handoff(facts, PROBE))
+
+
+def test_leader_kill_counts_the_time_the_lease_went_unsampled(monkeypatch, seed_lab):
+    """The API blinks for 20 s right after the kill: the holder seen before and after is the
+    same, but a holder could have come and gone in between, and the invariant says so."""
+    now = [0.0]
+    answers = iter(["master01_a"] + [RuntimeError("apiserver blinked")] * 40 + ["master02_b"] * 999)
+
+    def lease_holder(ctx, component, via):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer, 7
+
+    monkeypatch.setattr(scenarios, "lease_holder", lease_holder)
+    monkeypatch.setattr(scenarios, "_sh", lambda *a, **k: None)
+    monkeypatch.setattr(scenarios, "_schedule_a_pod", lambda env: 1.0)
+    monkeypatch.setattr(scenarios.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    monkeypatch.setattr(scenarios.time, "monotonic", lambda: now[0])
+    facts = scenarios._kill_leader(scenarios.Env(type("Ctx", (), {"lab": seed_lab})(), None), "kube-scheduler")
+    assert facts["lease_samples_failed"] == 40
+    assert facts["lease_longest_unsampled_s"] == pytest.approx(20.0)
+    assert any("20.0 s without an answered sample" in line for line in scenarios._one_clean_handoff(facts, PROBE))
 
 
 # --- etcd-member-replaced ----------------------------------------------------------------------------
