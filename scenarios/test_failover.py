@@ -5,13 +5,15 @@ scenario ran, the lab converged back (steps re-run, core checks passed), no ackn
 was lost, the probe wrote something, the figure the bound governs is within the bound and its
 slack (harness/failover/bounds.py, in the bound's direction), and the scenario's own invariants
 (no split-brain, one clean Lease handoff sampled for the whole bound, ...). tests/unit shows each
-of these fails on a doctored result.
+of these fails on a doctored result. At the end of the session the run's table (scenario, bound,
+direction, slack, measured, verdict) is printed and written to artifacts/<run>/scenarios/table.md.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from harness.failover import table
 from harness.failover.runner import problems, run_scenario
 from harness.failover.scenarios import SCENARIOS, Env
 
@@ -26,6 +28,18 @@ CI_SUBSET = ("etcd-one-down", "controller-manager-leader-kill", "coredns-pod-kil
 @pytest.fixture(scope="session")
 def failover_env(workload, lab_provider):
     return Env(workload, lab_provider)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def closing_table(request):
+    """At the end of the session, the run's scenario | bound | measured | verdict table: printed
+    under the test summary and written beside the reports (artifacts/<run>/scenarios/table.md)."""
+    yield
+    folder = getattr(request.config, "k8s_ha_lab_run_dir", None)
+    text = table.write_table(folder / "scenarios") if folder else None
+    if text:   # a fixture's output is captured: a plugin prints it with the terminal summary
+        request.config.pluginmanager.register(table.TerminalSummary(text, folder / "scenarios" / table.TABLE_FILE),
+                                              "failover-table")
 
 
 @pytest.fixture

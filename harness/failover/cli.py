@@ -1,4 +1,4 @@
-"""`python -m harness scenario list|run NAME [--explain]|break|verify|restore NAME` for trainees."""
+"""`python -m harness scenario list|run NAME [--explain]|report DIR|table [RUN]|break|verify|restore NAME`."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def cmd_report(args) -> int:
         raise UserError(f"scenario report: {exc.name} is missing; pip install -e '.[reports]'") from None
     index = write_run_pages(folder, Path(args.history) if args.history else None)
     print(f"wrote {index} and {index.parent / 'trend.html'}")
+    return 0
+
+
+def cmd_table(args) -> int:
+    """The run's scenario | bound | measured | verdict table, for a closing note."""
+    from harness.failover import table
+
+    from harness.failover.runner import load_results
+
+    folder = table.scenario_folder(Path(args.run) if args.run else None)
+    print(table.render(load_results(folder), folder), end="")
     return 0
 
 
@@ -122,6 +133,9 @@ def register(subparsers) -> None:
     p.add_argument("folder", help="the run's scenario folder, e.g. artifacts/<run>/scenarios")
     p.add_argument("--history", help="where earlier runs' JSON lives (default: the artifacts folder above)")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("table", help="print a run's scenario | bound | measured | verdict table (Markdown)")
+    p.add_argument("run", nargs="?", help="artifacts/<run> or its scenarios folder (default: the newest run)")
+    p.set_defaults(func=cmd_table)
     for command, text in (("break", "break the lab as NAME does and leave it broken (a drill)"),
                           ("verify", "did the trainee's fix bring the lab back? core checks + NAME's own"),
                           ("restore", "repair a drill's breakage automatically")):

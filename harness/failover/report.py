@@ -18,8 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness.failover import bounds  # noqa: E402
-from harness.failover.runner import ScenarioResult, problems  # noqa: E402
+from harness.failover import bounds, rounding  # noqa: E402
+from harness.failover.runner import ScenarioResult, load_results, problems, read_result  # noqa: E402
 
 STREAMS = (("write", "writes"), ("reused", "reads, reused connection"), ("new", "reads, new connections"))
 OK_COLOR, FAIL_COLOR = "#2e7d32", "#c62828"
@@ -42,15 +42,8 @@ nav a { margin-right: 1em; }
 
 
 def human(value, unit: str = " s") -> str:
-    """A figure rounded for people: hundredths under 10 s (0.61 s, 3.61 s: a bound's slack is
-    that fine), tenths under 100 s (19.4 s), whole seconds above; no trailing zeros; '—' for none."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "—" if value is None else html.escape(str(value))
-    magnitude = abs(value)
-    text = f"{value:.2f}" if magnitude < 10 else f"{value:.1f}" if magnitude < 100 else f"{value:.0f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text}{unit}"
+    """A figure rounded for people (harness.failover.rounding), escaped for HTML."""
+    return html.escape(rounding.seconds(value, unit))
 
 
 def _page(title: str, body: str) -> str:
@@ -101,7 +94,9 @@ def marks(result: ScenarioResult) -> dict[str, float]:
     probe started. The takeover is the break plus the figure measured from it (`since_break_s`
     where the scenario has one, else the governed figure). The bound is drawn where the interval
     it governs began plus the bound: the takeover minus the governed figure (for a graceful VRRP
-    takeover, the priority-0 advert), which is the break itself when the figure runs from it."""
+    takeover, the priority-0 advert), which is the break itself when the figure runs from it.
+    A lower bound (an outage that must last at least so long) is drawn from the break; it has no
+    takeover."""
     events = result.events or {}
     found = {}
     if "break" in events:
@@ -111,11 +106,11 @@ def marks(result: ScenarioResult) -> dict[str, float]:
         measured = result.measured
         if isinstance(took, (int, float)) and result.bound_direction == bounds.UPPER:
             found["takeover"] = events["break"] + took
+        begins = events["break"]
         if result.bound_direction == bounds.UPPER:
-            begins = events["break"]
             if "takeover" in found and isinstance(measured, (int, float)) and 0 <= measured <= took:
                 begins = found["takeover"] - measured
-            found["bound"] = begins + result.bound_s
+        found["bound"] = begins + result.bound_s
     if "restore" in events:
         found["restore"] = events["restore"]
     return found
@@ -203,23 +198,6 @@ def _table(headers: list[str], rows: list[tuple], header: bool = True) -> str:
     return f"<table>{head}{''.join(lines)}</table>"
 
 
-def load_results(folder: Path) -> list[ScenarioResult]:
-    results = []
-    for path in sorted(Path(folder).glob("*.json")):
-        data = _read(path)
-        if data is not None:
-            results.append(ScenarioResult.from_json(data))
-    return results
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and {"name", "bound_s", "facts", "probe"} <= set(data) else None
-
-
 def index_page(results: list[ScenarioResult], out_dir: Path) -> Path:
     rows = []
     for r in results:
@@ -245,10 +223,16 @@ def index_page(results: list[ScenarioResult], out_dir: Path) -> Path:
 def history(root: Path) -> dict[str, list[ScenarioResult]]:
     """Every scenario JSON under `root` (earlier runs' folders), by scenario, oldest first."""
     by_name: dict[str, list[ScenarioResult]] = {}
+    seen = set()
     for path in sorted(Path(root).rglob("*.json")):
-        data = _read(path)
-        if data is not None:
-            by_name.setdefault(data["name"], []).append(ScenarioResult.from_json(data))
+        data = read_result(path)
+        if data is None:
+            continue
+        run = (data["name"], data.get("started_at"), data["probe"].get("run_id"))
+        if run in seen:          # one run found twice: its folder and the nightly's copy in history/
+            continue
+        seen.add(run)
+        by_name.setdefault(data["name"], []).append(ScenarioResult.from_json(data))
     for runs in by_name.values():
         runs.sort(key=lambda r: r.started_at or "")
     return dict(sorted(by_name.items()))

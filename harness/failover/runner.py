@@ -100,27 +100,36 @@ def run_scenario(env: Env, name: str, out_dir: Path | None = None) -> ScenarioRe
     bound = scenario.bound(env)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     probe = Probe(env.lab, env.ctx.pki_dir).start()
-    facts, error, events = {}, "", {}
+    facts, errors, events = {}, [], {}
     try:
         time.sleep(BASELINE_S)
         events["break"] = probe.elapsed()
         facts = scenario.act(env)
         time.sleep(SETTLE_S)
     except Exception as exc:  # noqa: BLE001 - recorded; the lab is restored either way
-        error = f"{type(exc).__name__}: {exc}"
+        errors.append(f"{type(exc).__name__}: {exc}")
     finally:
+        events["restore"] = probe.elapsed()
         try:
-            events["restore"] = probe.elapsed()
             scenario.restore(env)
+        except Exception as exc:  # noqa: BLE001 - recorded (it fails the run); the steps' re-run below may still repair
+            errors.append(f"restore failed: {type(exc).__name__}: {exc}")
         finally:
             result = probe.stop()
     events["end"] = round(result.duration_s, 3)
-    probe.find_missing(result)
+    listed = True
+    try:
+        probe.find_missing(result)
+    except TimeoutError as exc:   # the API never came back: lost writes are unknown, and that fails the run
+        listed = False
+        errors.append(f"the probe's writes could not be listed, so lost writes are unknown: {exc}")
+    error = "; ".join(errors)
     if isinstance(facts.get("restore_point_after_break_s"), (int, float)) and "break" in events:
         facts["probe_writes_rolled_back"] = len(
             rolled_back(result, events["break"] + facts["restore_point_after_break_s"]))
     probe.cleanup()
-    outcome = ScenarioResult(name, scenario.title, bound.seconds, bound.formula, facts, result.summary(),
+    summary = {**result.summary(), **({} if listed else {"lost_writes": None})}
+    outcome = ScenarioResult(name, scenario.title, bound.seconds, bound.formula, facts, summary,
                              [(s.at, s.stream, s.ok) for s in result.samples], error=error,
                              bound_direction=bound.direction, measure=scenario.measure, events=events,
                              started_at=started_at)
@@ -144,6 +153,25 @@ def write_reports(result: ScenarioResult, out_dir: Path) -> None:
         write_run_pages(out_dir, only=result.name)
     except ImportError:   # the `reports` extra (matplotlib) is not installed: JSON and Markdown only
         pass
+
+
+def read_result(path: Path) -> dict | None:
+    """A scenario JSON the runner wrote, or None for any other file (a run's folder holds more)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and {"name", "bound_s", "facts", "probe"} <= set(data) else None
+
+
+def load_results(folder: Path) -> list[ScenarioResult]:
+    """Every scenario result in one run's folder, by file name."""
+    results = []
+    for path in sorted(Path(folder).glob("*.json")):
+        data = read_result(path)
+        if data is not None:
+            results.append(ScenarioResult.from_json(data))
+    return results
 
 
 def markdown(result: ScenarioResult) -> str:

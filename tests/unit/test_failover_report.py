@@ -14,6 +14,7 @@ pytest.importorskip("matplotlib") if os.environ.get("CI") != "true" else None
 
 from harness.failover import bounds, report  # noqa: E402
 from harness.failover.runner import ScenarioResult, write_reports  # noqa: E402
+from harness.failover.scenarios import SCENARIOS  # noqa: E402
 from tests.unit.conftest import require_tool  # noqa: E402
 
 SCREENSHOT_DIR = os.environ.get("K8S_HA_LAB_SCREENSHOTS")   # keep the screenshots somewhere to look at
@@ -25,8 +26,7 @@ def synthetic(name: str, run: int, measured: float, seed: int) -> ScenarioResult
     bound = {"master-poweroff": bounds.Bound(0.61, "skew (256−99)/256 × advert_int 1s"),
              "etcd-one-down": bounds.Bound(1.1, "election timeout 1s + heartbeat 0.1s"),
              "etcd-quorum-lost": bounds.Bound(16.0, "outage 15s + election 1s", bounds.LOWER)}[name]
-    measure = {"master-poweroff": "skew_wait_s", "etcd-one-down": "new_leader_elected_after_s",
-               "etcd-quorum-lost": "longest_gap_write_s"}[name]
+    measure = SCENARIOS[name].measure
     duration, brk, gap = 30.0, 3.1, (3.4, 3.4 + max(measured, 0.8) * 2)
     timeline = []
     for stream, step in (("new", 0.2), ("reused", 0.2), ("write", 0.5)):
@@ -35,7 +35,7 @@ def synthetic(name: str, run: int, measured: float, seed: int) -> ScenarioResult
             timeline.append((round(t, 3), stream, not (gap[0] <= t <= gap[1])))
             t += step + rng.uniform(0, 0.05)
     ok = sum(1 for _, _, good in timeline if good)
-    facts = {measure: measured, "since_break_s": round(measured + 0.3, 2), "vrrp_takeover_s": round(measured + 0.2, 2),
+    facts = {measure: measured, "since_break_s": round(measured + 0.3, 2), "skew_wait_s": None,
              "vip_holder": "master02"} if name == "master-poweroff" else {measure: measured}
     probe = {"run_id": f"r{run}", "duration_s": duration, "longest_gap_new_s": round(gap[1] - gap[0], 2),
              "longest_gap_reused_s": round(gap[1] - gap[0] + 0.4, 2), "longest_gap_write_s": round(gap[1] - gap[0], 2),
@@ -91,32 +91,50 @@ def test_a_failed_run_says_why(artifacts):
 def test_marks_on_the_timeline(artifacts):
     result = next(r for r in report.load_results(artifacts / "nightly-0" / "scenarios") if r.name == "master-poweroff")
     assert result.name == "master-poweroff"
-    # takeover = break + since_break_s; the skew it governs began skew_wait_s (0.62) before it
+    # takeover = break + since_break_s; the takeover it governs began vrrp_takeover_s (0.62) before it
     assert report.marks(result) == pytest.approx({"break": 3.1, "takeover": 3.1 + 0.92,
                                                   "bound": 3.1 + 0.92 - 0.62 + 0.61, "restore": 20.0})
     etcd = next(r for r in report.load_results(artifacts / "nightly-0" / "scenarios") if r.name == "etcd-one-down")
     assert report.marks(etcd)["bound"] == pytest.approx(3.1 + 1.1)      # figure runs from the break
+    quorum = next(r for r in report.load_results(artifacts / "nightly-0" / "scenarios") if r.name == "etcd-quorum-lost")
+    assert report.marks(quorum) == pytest.approx({"break": 3.1, "bound": 3.1 + 16.0, "restore": 20.0})  # a floor
+
+
+def chromium_screenshot(target: Path, shot: Path, profile: Path) -> list[str]:
+    """Open `target` in headless Chromium, save a screenshot; the console messages it logged."""
+    browser = require_tool("chromium", "chromium-browser")
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+         "--window-size=1280,1700", f"--screenshot={shot}", "--enable-logging=stderr", "--v=0",
+         f"--user-data-dir={profile}", target.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [line for line in proc.stderr.splitlines() if re.search(r":CONSOLE[:(]", line)]
 
 
 @pytest.mark.parametrize("page", ["index.html", "master-poweroff.html", "trend.html"])
 def test_pages_render_in_headless_chromium(artifacts, page, tmp_path):
-    browser = require_tool("chromium", "chromium-browser")
     target = artifacts / "nightly-2" / "scenarios" / page
     shot = Path(SCREENSHOT_DIR or tmp_path) / f"report-{page.replace('.html', '')}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-         "--window-size=1280,1700", f"--screenshot={shot}", "--enable-logging=stderr", "--v=0",
-         f"--user-data-dir={tmp_path / 'profile'}", target.as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    console = [line for line in proc.stderr.splitlines() if re.search(r":CONSOLE[:(]", line)]
+    console = chromium_screenshot(target, shot, tmp_path / "profile")
     assert console == [], "\n".join(console)       # no script error, no image that failed to load
     assert shot.exists() and shot.stat().st_size > 20_000, shot
     import matplotlib.image
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1200
     assert pixels[..., :3].std() > 0.05            # not a blank page
+
+
+def test_the_browser_check_sees_a_plot_that_did_not_load(artifacts, tmp_path):
+    """The check has teeth: a page whose timeline plot is gone logs a console error."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(artifacts / "nightly-2" / "scenarios", run)
+    (run / "etcd-one-down-timeline.png").unlink()
+    console = chromium_screenshot(run / "etcd-one-down.html", tmp_path / "broken.png", tmp_path / "profile")
+    assert any("image failed to load" in line and "etcd-one-down-timeline.png" in line for line in console), console
 
 
 def test_report_command_rebuilds_pages(artifacts, capsys):
@@ -132,3 +150,20 @@ def test_json_round_trip_keeps_the_verdict(artifacts):
     data = json.loads((artifacts / "nightly-1" / "scenarios" / "etcd-one-down.json").read_text())
     assert data["verdict"]["ok"] is False and data["problems"]
     assert ScenarioResult.from_json(data).verdict.allowed == data["verdict"]["allowed"]
+
+
+def test_trend_counts_a_run_once_when_the_nightly_kept_a_copy(artifacts, tmp_path):
+    """The nightly copies each night's JSON into artifacts/history/<run>/: a rebuild that finds
+    both the run's folder and the copy plots the night once."""
+    import shutil
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(artifacts, root)
+    night = root / "history" / "1234"
+    night.mkdir(parents=True)
+    for json_file in (root / "nightly-2" / "scenarios").glob("*.json"):
+        shutil.copy(json_file, night / f"nightly-2-{json_file.name}")
+    runs = report.history(root)
+    assert {name: len(found) for name, found in runs.items()} == \
+        {"etcd-one-down": 3, "etcd-quorum-lost": 3, "master-poweroff": 3}
+    assert [r.started_at for r in runs["etcd-one-down"]] == [f"2026-11-{20 + n:02d}T02:00:00Z" for n in range(3)]
