@@ -148,11 +148,12 @@ def restore_drill(lab: Lab, name: str, registry: dict, out=print) -> int:
 
 
 def core_checks_once(env) -> list[tuple[str, str]]:
-    """Every core check, once, in order: (name, "" when it passed, else what it saw)."""
+    """Every core check, once, in order: (name, "" when it passed, else what it saw). The same
+    set the runner and `restore` converge on: the core checks plus the lab's add-ons' quick ones."""
     import checks
 
     results = []
-    for name, target in checks.CORE_CHECKS:
+    for name, target in checks.checks_for(env.lab):
         try:
             checks.resolve(target)(env.ctx)
             results.append((name, ""))

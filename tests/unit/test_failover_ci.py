@@ -27,6 +27,11 @@ def test_there_is_a_nightly_workflow():
     text = "\n".join(steps)
     assert "bin/setup-host --lab" in text and "tox -e failover" in text and "tox -e conformance" in text
     assert "actions/upload-artifact" in text
+    order = [step.get("run", "") + step.get("uses", "") for step in flow["jobs"]["failover"]["steps"]]
+    at = lambda needle: next(i for i, step in enumerate(order) if needle in step)   # noqa: E731
+    assert at("bin/setup-host --lab") < at("tox -e failover") < at("scenario table") < at("actions/upload-artifact")
+    upload = next(step for step in flow["jobs"]["failover"]["steps"] if "upload-artifact" in step.get("uses", ""))
+    assert "artifacts/" in upload["with"]["path"] and "cancelled()" in upload["if"]   # uploaded when tests fail too
 
 
 def test_actionlint_with_shellcheck():

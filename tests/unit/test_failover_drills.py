@@ -116,9 +116,34 @@ def test_cli_exit_2_and_one_line(monkeypatch, tmp_path, capsys, fake, registry):
     assert not fake.broken
 
 
+# What fixes a drill: a trainee must find these, so `observe` never says them.
+REMEDIES = ("systemctl start", "systemctl restart", "vagrant up", "iptables -D", "iptables -F", "member add",
+            "member remove", "initial-cluster-state", "--bump-revision", "--mark-compacted", "--initial-cluster-token",
+            "--data-dir")
+
+
 def test_real_drills_are_complete():
     drilled = [s for s in SCENARIOS.values() if s.drill]
     assert len(drilled) >= 5
     for scenario in drilled:
         assert scenario.drill.observe and callable(scenario.drill.breaks) and callable(scenario.drill.fixed)
-        assert "systemctl start" not in scenario.drill.observe   # what to look at, never the answer
+        given_away = [remedy for remedy in REMEDIES if remedy in scenario.drill.observe]
+        assert given_away == [], f"{scenario.name}: what to look at, never the answer: {given_away}"
+        assert scenario.drill.restore or scenario.restore, scenario.name
+
+
+def test_verify_runs_the_checks_restore_converges_on(monkeypatch, seed_lab):
+    """The core checks and the lab's add-ons' quick ones, as the runner's convergence; each
+    failure reported by its first line."""
+    import checks
+
+    def fails(ctx):
+        raise AssertionError("kubectl top nodes: no metrics\nmore detail")
+    monkeypatch.setattr(checks, "resolve",
+                        lambda target: fails if target == "metrics:top_nodes" else (lambda ctx: None))
+    env = type("Env", (), {"lab": seed_lab, "ctx": None})()
+    results = dict(drills.core_checks_once(env))
+    assert list(results) == [name for name, _ in checks.checks_for(seed_lab)]
+    assert set(results) > {name for name, _ in checks.CORE_CHECKS}           # the add-ons' too
+    assert results["kubectl top nodes"] == "kubectl top nodes: no metrics"
+    assert all(problem == "" for name, problem in results.items() if name != "kubectl top nodes")
