@@ -131,8 +131,8 @@ def _procedure(env, token: str, sampler: ApiSampler, since: float | None) -> dic
     t0 = time.monotonic()
     for_each(ctx, STEP, lab.masters, lambda m: sh(env, m, "systemctl stop kube-apiserver"), "stop kube-apiserver")
     t1 = time.monotonic()
-    # flanneld writes to etcd too (its lease), and its watch cannot re-list after a compaction:
-    # stopped for the restore, it starts again watching from the new revision.
+    # flanneld writes to etcd too (its lease), and the restore moves the revision under its watch
+    # (bumped and marked compacted): stopped for the restore, it starts on the new revision.
     for_each(ctx, STEP, lab.machines, lambda m: sh(env, m, "systemctl stop flanneld"), "stop flanneld")
     revision_before = max((s["Status"]["header"]["revision"] for s in status(env)), default=0)
     for_each(ctx, STEP, lab.etcd_members, lambda m: sh(env, m, "systemctl stop etcd"), "stop etcd")
