@@ -165,8 +165,12 @@ def _run_one_step(lab: Lab, args) -> int:
 
 def _fail_up(lab: Lab, args, run_dir: Path, exc: BaseException) -> int:
     """Logs, then teardown unless --keep; a StepError is reported here (exit 1), anything else
-    is re-raised for main() to report as it always does (exit 2, 130 or a traceback)."""
-    from harness import machines
+    is re-raised for main() to report as it always does (exit 2, 130 or a traceback).
+
+    First every process `up` started (the provider's own, `vagrant up` and its docker calls)
+    is waited for or stopped, so nothing creates a machine after teardown looked; a second
+    Ctrl-C during all this only prints a notice (harness.teardown)."""
+    from harness import machines, teardown
     from harness.errors import StepError
 
     if isinstance(exc, StepError):
@@ -176,18 +180,27 @@ def _fail_up(lab: Lab, args, run_dir: Path, exc: BaseException) -> int:
               file=sys.stderr)
     else:
         print(f"up failed: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
-    try:
-        logs = machines.collect_logs(lab, run_dir)
-        print(f"logs collected in {logs}", file=sys.stderr)
-    except Exception as log_exc:  # noqa: BLE001 - the failure that matters is `exc`
-        print(f"could not collect logs: {type(log_exc).__name__}: {log_exc}", file=sys.stderr)
-    if args.keep:
-        print(f"--keep: lab {lab.name} left as it is", file=sys.stderr)
-    else:
-        machines.down(lab)
+    what = "collecting logs" + ("" if args.keep else f" and tearing lab {lab.name} down")
+    with teardown.shield_interrupts(what):
+        teardown.stop_children(log=lambda line: print(f" • {line}", file=sys.stderr))
+        try:
+            logs = machines.collect_logs(lab, run_dir)
+            print(f"logs collected in {logs}", file=sys.stderr)
+        except Exception as log_exc:  # noqa: BLE001 - the failure that matters is `exc`
+            print(f"could not collect logs: {type(log_exc).__name__}: {log_exc}", file=sys.stderr)
+        if args.keep:
+            print(f"--keep: lab {lab.name} left as it is", file=sys.stderr)
+        else:
+            try:
+                machines.down(lab)
+            except Exception as down_exc:  # noqa: BLE001 - say so, then report `exc` as usual
+                print(f"teardown failed: {type(down_exc).__name__}: {down_exc}".splitlines()[0]
+                      + f"; remove what is left with `python -m harness down {args.lab}`", file=sys.stderr)
     if isinstance(exc, StepError):
         return 1
     raise exc
+
+
 def cmd_check(args) -> int:
     import checks
     from harness.progress import phase
@@ -287,9 +300,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
     except Exception as exc:  # noqa: BLE001 - operational failures: a message, not a traceback
-        from harness.errors import StepError
-        from harness.providers.vagrant import VagrantError
-        if args.verbose or not isinstance(exc, (StepError, VagrantError)):
+        from harness.errors import ProviderError, StepError
+        if args.verbose or not isinstance(exc, (StepError, ProviderError)):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1

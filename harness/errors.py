@@ -38,3 +38,8 @@ class StepError(Exception):
         if journal:
             msg += "\n--- journal tail ---\n" + journal
         super().__init__(msg)
+
+
+class ProviderError(Exception):
+    """A provider's own command failed (vagrant, docker, ...): the message names the lab, the
+    command and the tail of its output. Printed as it is, exit status 1."""

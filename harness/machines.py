@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from harness import preflight
 from harness.progress import phase, report
 from harness.lab import Lab
 from harness.providers import forget_provider, remember_provider, resolve_provider
+from harness.providers.base import Provider
 from harness.state import lab_state_dir
 from harness.transport import lab_transports, write_ssh_config
 
@@ -73,11 +73,12 @@ class MachineStatus:
 _VAGRANT_LINE = re.compile(r"^(?:==>|\s+)\s*([A-Za-z0-9-]+): (.*)$")
 
 
-def _start(lab: Lab, provider, names: list[str]) -> None:
-    """One `vagrant up` for all of them; a ✓ line per machine as Vagrant reports it ready."""
+def _start(lab: Lab, provider: Provider, names: list[str]) -> None:
+    """One provision for all of them; a ✓ line per machine as the provider reports it ready
+    (Vagrant's "Machine booted and ready"), the rest when provisioning ends."""
     started = time.monotonic()
     done: set[str] = set()
-    for line in provider.up_stream(names):
+    for line in provider.provision(names):
         match = _VAGRANT_LINE.match(line)
         if match and match[1] in names and match[1] not in done and \
                 "Machine booted and ready" in match[2]:
@@ -114,23 +115,21 @@ def _up(lab: Lab, provider_name: str | None, host: preflight.Host | None) -> dic
     provider = resolve_provider(lab, state_dir, provider_name)
     host = host or preflight.Host()
     with phase(f"[{lab.name} > preflight] {provider.name}"):
-        preflight.check_vagrant(host)
-        preflight.PROVIDER_CHECKS[provider.name](host, lab)
+        provider.sanity_checks(host)
     with phase(f"[{lab.name} > prepare] {provider.name}"):
         provider.prepare(log=lambda line: None)
     with phase(f"[{lab.name} > status]") as note:
-        states = provider.status()
+        states = provider.list_machines()
         running = {s.name for s in states if s.running}
         note(f"{len(running)}/{len(states)} running")
     with phase(f"[{lab.name} > preflight] memory, {lab.network}"):
         running_mb = sum(m.memory_mb for m in lab.machines if m.name in running)
         preflight.check_memory(host, lab, running_mb)
-        preflight.check_subnet(host, lab)
+        preflight.check_subnet(host, lab, provider.own_host_interfaces(host))
     remember_provider(state_dir, provider.name)
-    to_start = [s for s in states if not s.running]
+    to_start = [s.name for s in states if not s.running]
     if to_start:
-        provider.before_start(to_start)
-        _start(lab, provider, [s.name for s in to_start])
+        _start(lab, provider, to_start)
     write_ssh_config(lab, state_dir)
     return wait_ready(lab, state_dir)
 
@@ -144,15 +143,14 @@ def down(lab: Lab, provider_name: str | None = None) -> None:
 def _down(lab: Lab, provider_name: str | None) -> None:
     state_dir = lab_state_dir(lab)
     provider = resolve_provider(lab, state_dir, provider_name)
-    with phase(f"[{lab.name} > destroy] {provider.name}"):
-        provider.destroy()
-    with phase(f"[{lab.name} > cleanup]") as note:
-        removed = provider.cleanup()
+    with phase(f"[{lab.name} > destroy] {provider.name}") as note:
+        removed = provider.delete()
         note(", ".join(removed) if removed else "nothing left over")
-        leftovers = getattr(provider, "leftovers", lambda: [])()
+    with phase(f"[{lab.name} > cleanup]") as note:
+        leftovers = provider.leftovers()
         if leftovers:
             raise RuntimeError(f"still present after down: {', '.join(leftovers)}")
-    shutil.rmtree(state_dir / "vagrant", ignore_errors=True)
+        note("nothing of the lab remains")
     forget_provider(state_dir)
 
 
@@ -160,7 +158,7 @@ def _down(lab: Lab, provider_name: str | None) -> None:
 def status(lab: Lab, provider_name: str | None = None) -> list[MachineStatus]:
     state_dir = lab_state_dir(lab)
     provider = resolve_provider(lab, state_dir, provider_name)
-    states = {s.name: s.state for s in provider.status()}
+    states = {s.name: s.state for s in provider.list_machines()}
     return [MachineStatus(m.name, str(m.ip), states.get(m.name, "unknown")) for m in lab.machines]
 
 
@@ -183,11 +181,8 @@ def collect_logs(lab: Lab, dest_dir: Path, provider_name: str | None = None) -> 
     state_dir = lab_state_dir(lab)
     try:
         provider = resolve_provider(lab, state_dir, provider_name)
-        for filename, content in provider.inspect().items():
+        for filename, content in provider.collect_logs().items():
             (dest / filename).write_text(content)
-        vagrant_log = state_dir / "vagrant.log"
-        if vagrant_log.exists():
-            shutil.copy(vagrant_log, dest / "vagrant.log")
     except Exception as exc:  # noqa: BLE001 - recorded, not raised
         (dest / "provider-error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
     for name, transport in lab_transports(lab, state_dir, connect_deadline=15).items():

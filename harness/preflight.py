@@ -2,7 +2,9 @@
 
 Each check raises UserError with one line that names what is missing and how to get it; the CLI
 prints it and exits 2. The host is reached through a small `Host` object so the checks can be
-tested with a fake one, without Docker or Vagrant.
+tested with a fake one, without Docker or Vagrant. What a provider needs (vagrant, a docker
+daemon, a hypervisor) is that provider's `sanity_checks`; this module holds what every lab
+needs whatever makes its machines: memory and a free subnet.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Collection
 
 from harness.errors import UserError
 from harness.lab import Lab
+
+if TYPE_CHECKING:
+    from harness.providers.base import Provider
 
 
 @dataclass
@@ -30,53 +35,9 @@ class Host:
         open(path).read() if os.path.exists(path) else None)
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
-
-
-def check_vagrant(host: Host) -> None:
-    if not host.which("vagrant"):
-        raise UserError("vagrant: not found on PATH; install it with `apt-get install vagrant`")
-
-
-def check_docker(host: Host) -> None:
-    if not host.which("docker"):
-        raise UserError("docker: not found on PATH; install it with `apt-get install docker.io`")
-    proc = host.run(["docker", "info", "--format", "{{.ServerVersion}}"])
-    if proc.returncode != 0:
-        raise UserError("docker: the daemon is not reachable (`docker info`: "
-                        f"{_last_line(proc.stderr or proc.stdout)}); start it with "
-                        "`dockerd >/var/log/dockerd.log 2>&1 &` or `systemctl start docker`")
-
-
-VBOX_NETWORKS_CONF = "/etc/vbox/networks.conf"
-VBOX_DEFAULT_RANGE = ipaddress.IPv4Network("192.168.56.0/21")
-
-
-def check_virtualbox(host: Host, lab: Lab) -> None:
-    if not host.which("VBoxManage"):
-        raise UserError("VBoxManage: not found on PATH; install VirtualBox "
-                        "(https://www.virtualbox.org/wiki/Linux_Downloads)")
-    # VirtualBox 6.1.28+ refuses host-only networks outside its allowed ranges.
-    conf = host.read_text(VBOX_NETWORKS_CONF)
-    allowed = [VBOX_DEFAULT_RANGE] if conf is None else [
-        ipaddress.IPv4Network(word, strict=False)
-        for line in conf.splitlines() if line.strip().startswith("*")
-        for word in line.split()[1:] if ":" not in word]
-    if not any(lab.network.subnet_of(net) for net in allowed):
-        raise UserError(f"VirtualBox: host-only network {lab.network} is not allowed; add the line "
-                        f"`* {lab.network}` to {VBOX_NETWORKS_CONF}")
-
-
-def check_libvirt(host: Host) -> None:
-    if not host.which("virsh"):
-        raise UserError("virsh: not found on PATH; install libvirt with "
-                        "`apt-get install libvirt-daemon-system libvirt-clients`")
-    proc = host.run(["vagrant", "plugin", "list"])
-    if "vagrant-libvirt" not in proc.stdout:
-        raise UserError("vagrant-libvirt: plugin not installed; install it with "
-                        "`apt-get install vagrant-libvirt`")
 
 
 def available_memory_mb(host: Host) -> int:
@@ -94,40 +55,22 @@ def check_memory(host: Host, lab: Lab, already_running_mb: int = 0) -> None:
                         f"{available} MiB is available; stop something or lower resources.* in the lab file")
 
 
-def _lab_bridge(host: Host, lab: Lab) -> str | None:
-    """The host bridge of this lab's own docker network, if it exists and holds only this
-    lab's containers; that one may use the subnet."""
-    from harness.providers.docker import bridge_interface, container_name, network_name
-
-    proc = host.run(["docker", "network", "inspect", network_name(lab)])
-    if proc.returncode != 0:
-        return None
-    net = (json.loads(proc.stdout or "[]") or [None])[0]
-    if not net:
-        return None
-    prefix = container_name(lab, "")
-    members = [c.get("Name", "") for c in (net.get("Containers") or {}).values()]
-    if any(not name.startswith(prefix) for name in members):
-        return None
-    return bridge_interface(net)
-
-
-def check_subnet(host: Host, lab: Lab) -> None:
+def check_subnet(host: Host, lab: Lab, own_interfaces: Collection[str] = ()) -> None:
     """The lab network must be free on the host: a second bridge or route on the same subnet
-    would send the tests' traffic somewhere that is not the lab."""
-    own_bridge = _lab_bridge(host, lab) if host.which("docker") else None
+    would send the tests' traffic somewhere that is not the lab. `own_interfaces` are the
+    lab's own (its provider says which), which may hold it."""
     proc = host.run(["ip", "-json", "-4", "addr", "show"])
     for iface in json.loads(proc.stdout or "[]"):
         for addr in iface.get("addr_info", []):
             net = ipaddress.IPv4Network(f"{addr['local']}/{addr['prefixlen']}", strict=False)
-            if net.overlaps(lab.network) and iface["ifname"] != own_bridge:
+            if net.overlaps(lab.network) and iface["ifname"] not in own_interfaces:
                 raise UserError(f"network.cidr {lab.network}: already used on this host by "
                                 f"{iface['ifname']} ({addr['local']}/{addr['prefixlen']}); "
                                 "choose another network.cidr in the lab file or remove that interface")
     proc = host.run(["ip", "-json", "-4", "route", "show"])
     for route in json.loads(proc.stdout or "[]"):
         dst = route.get("dst", "")
-        if dst in ("default", "") or route.get("dev") == own_bridge:
+        if dst in ("default", "") or route.get("dev") in own_interfaces:
             continue
         net = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
         if net.overlaps(lab.network):
@@ -135,16 +78,16 @@ def check_subnet(host: Host, lab: Lab) -> None:
                             f"{route.get('dev', '?')}; choose another network.cidr in the lab file")
 
 
-PROVIDER_CHECKS = {"docker": lambda host, lab: check_docker(host),
-                   "virtualbox": check_virtualbox,
-                   "libvirt": lambda host, lab: check_libvirt(host)}
-
-
-def sanity_checks(lab: Lab, provider: str, host: Host | None = None,
+def sanity_checks(lab: Lab, provider: "str | Provider", host: Host | None = None,
                   already_running_mb: int = 0) -> None:
-    """Everything the host must have before `up`; the first thing missing raises UserError."""
+    """Everything the host must have before `up`: the provider's own checks, then memory and
+    the subnet. The first thing missing raises UserError."""
+    from harness.providers import provider_class
+    from harness.state import state_root
+
     host = host or Host()
-    check_vagrant(host)
-    PROVIDER_CHECKS[provider](host, lab)
+    if isinstance(provider, str):  # a provider only looks at the host here: no state folder made
+        provider = provider_class(provider)(lab, state_root() / lab.name)
+    provider.sanity_checks(host)
     check_memory(host, lab, already_running_mb)
-    check_subnet(host, lab)
+    check_subnet(host, lab, provider.own_host_interfaces(host))

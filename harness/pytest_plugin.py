@@ -18,8 +18,9 @@ import pytest
 
 from harness import REPO_ROOT, machines as lifecycle
 from harness.errors import UserError
-from harness.lab import Lab, Machine, load_lab
-from harness.providers import PROVIDERS, resolve_provider
+from harness.lab import Lab, Machine
+from harness.labfile import load_lab
+from harness.providers import PROVIDERS, Provider, resolve_provider
 from harness.state import lab_state_dir
 from harness.transport import Transport, lab_transports, testinfra_host, write_ssh_config
 
@@ -103,7 +104,7 @@ class LabMachines:
     """The running lab as the tests see it."""
     lab: Lab
     state_dir: Path
-    provider: object
+    provider: Provider
     transports: dict[str, Transport] = field(default_factory=dict)
     ssh_config: Path | None = None
     is_down: bool = False

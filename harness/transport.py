@@ -99,6 +99,11 @@ class MachineUnreachable(Exception):
     pass
 
 
+class Cancelled(Exception):
+    """The run was interrupted: this machine's connection was closed for good, so a worker
+    thread that is still busy on it stops at its next command instead of reconnecting."""
+
+
 # --- the transport --------------------------------------------------------------------------
 class _MissingHostKeyAccepted(paramiko.MissingHostKeyPolicy):
     # Lab machines get fresh host keys every time they are created and live on a network the
@@ -133,6 +138,7 @@ class Transport:
         self._connect = connect
         self._retry_wait = retry_wait
         self._client: paramiko.SSHClient | None = None
+        self._cancelled = False
 
     def __repr__(self) -> str:
         return f"Transport({self.name}, {self.address})"
@@ -157,9 +163,17 @@ class Transport:
 
     @property
     def client(self) -> paramiko.SSHClient:
+        if self._cancelled:
+            raise Cancelled(f"[{self.name}] the run was interrupted; no new command starts")
         if self._client is None:
             self._client = self.connect()
         return self._client
+
+    def cancel(self) -> None:
+        """Close the connection for good: a command running on it ends now (its channel
+        closes), and every later one raises Cancelled."""
+        self._cancelled = True
+        self.close()
 
     def close(self) -> None:
         if self._client is not None:
@@ -201,6 +215,8 @@ class Transport:
             status = channel.recv_exit_status()
         finally:
             channel.close()
+        if self._cancelled:
+            raise Cancelled(f"[{self.name}] `{command}` cut off: the run was interrupted")
         result = CommandResult(command, status, stdout.getvalue().decode(errors="replace"),
                                stderr.getvalue().decode(errors="replace"))
         log.debug("[%s] exit %d: %s", self.name, status, command)

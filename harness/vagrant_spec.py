@@ -13,12 +13,10 @@ import shutil
 import sys
 
 from harness.errors import UserError
-from harness.image.recipe import NODE_PACKAGES, node_image_tag
+from harness.image.recipe import NODE_PACKAGES
 from harness.lab import Lab
 from harness.labfile import load_lab
 from harness.state import lab_state_dir
-
-CREATE_ARGS_ENV = "K8S_HA_LAB_DOCKER_CREATE_ARGS"
 
 
 def machine_spec(lab: Lab) -> list[dict]:
@@ -28,24 +26,14 @@ def machine_spec(lab: Lab) -> list[dict]:
             for m in lab.machines]
 
 
-def docker_create_args(lab: Lab) -> list[str]:
-    """The harness passes its preflight decision in the environment; a hand-run `vagrant`
-    without it probes the host itself (once per lab, cached in the state folder)."""
-    given = os.environ.get(CREATE_ARGS_ENV)
-    if given:
-        args = json.loads(given)
-        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-            raise UserError(f"{CREATE_ARGS_ENV}: must be a JSON list of strings")
-        return args
-    from harness.providers.docker import cached_create_args
-    return cached_create_args(lab_state_dir(lab))
-
-
-def lab_spec(lab: Lab, with_docker: bool = True) -> dict:
-    from harness.providers.docker import container_name
+def lab_spec(lab: Lab, provider: str | None = None) -> dict:
+    """What every Vagrant provider reads, plus the section of the provider `vagrant` will use
+    (its own `vagrantfile_settings`), when it has one."""
+    from harness.providers import provider_class
     from harness.transport import ensure_lab_key
 
-    key = ensure_lab_key(lab_state_dir(lab))
+    state_dir = lab_state_dir(lab)
+    key = ensure_lab_key(state_dir)
     spec = {
         "lab": lab.name,
         "network": str(lab.network),
@@ -55,9 +43,8 @@ def lab_spec(lab: Lab, with_docker: bool = True) -> dict:
                 "public_key": key.public_line},
         "packages": list(NODE_PACKAGES),
     }
-    if with_docker:
-        spec["docker"] = {"image": node_image_tag(), "create_args": docker_create_args(lab),
-                          "names": {m.name: container_name(lab, m.name) for m in lab.machines}}
+    if provider is not None:
+        spec.update(provider_class(provider)(lab, state_dir).vagrantfile_settings())
     return spec
 
 
@@ -67,9 +54,10 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         lab = load_lab(argv[0])
-        provider = os.environ.get("K8S_HA_LAB_PROVIDER")
-        with_docker = provider == "docker" or (provider is None and shutil.which("docker") is not None)
-        spec = lab_spec(lab, with_docker=with_docker)
+        # The harness says which provider it runs; a hand-run `vagrant` on a host with docker
+        # gets the docker section too (Vagrant reads every provider block of the Vagrantfile).
+        provider = os.environ.get("K8S_HA_LAB_PROVIDER") or ("docker" if shutil.which("docker") else None)
+        spec = lab_spec(lab, provider)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status

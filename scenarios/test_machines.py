@@ -118,8 +118,8 @@ def test_nested_container_runs_with_containerd(machines, lab):
 def test_halt_then_up_keeps_the_lab_ip(machines, lab):
     first = lab.machines[0]
     machines.close()  # the halt drops their connections; they reconnect on next use
-    machines.provider.halt(first.name)
-    states = {s.name: s.state for s in machines.provider.status()}
+    machines.provider.power_off(first.name)
+    states = {s.name: s.state for s in machines.provider.list_machines()}
     assert states[first.name] != "running"
     machines.up()
     host = machines.host(first.name)
@@ -132,7 +132,7 @@ def test_down_leaves_nothing(machines, lab, request):
     if request.config.getoption("--keep"):
         pytest.skip("--keep: the lab stays up")
     machines.down(failed=request.session.testsfailed > 0, artifacts=artifacts_dir(request.config))
-    assert all(s.state == "not_created" for s in machines.provider.status())
+    assert all(s.state == "not_created" for s in machines.provider.list_machines())
     # No probe of the old addresses: with the lab gone they would route off the host.
     if isinstance(machines.provider, DockerProvider):
         def docker_lines(*args):

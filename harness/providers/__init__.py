@@ -1,7 +1,9 @@
 """The machine providers: the only code that knows Vagrant or Docker.
 
-A provider is looked up by name and imported only when first used, so a host without Docker
-never imports the docker bits. Every provider drives Vagrant with the one Vagrantfile.
+Every provider implements `harness.providers.base.Provider`; callers get one from
+`resolve_provider` and use only that protocol. A provider is looked up by name and imported
+only when first used, so a host without Docker never imports the docker bits. The providers
+here all drive Vagrant with the one Vagrantfile.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Callable
 
 from harness.errors import UserError
 from harness.lab import Lab
+from harness.providers.base import Provider, require_capability
+
+__all__ = ["PROVIDERS", "Provider", "detect_provider", "get_provider", "provider_class",
+           "require_capability", "require_up", "resolve_provider"]
 
 # name -> "module:class"
 PROVIDERS = {
@@ -25,7 +31,7 @@ PROVIDERS = {
 PROVIDER_ENV = "K8S_HA_LAB_PROVIDER"
 
 
-def provider_class(name: str):
+def provider_class(name: str) -> type[Provider]:
     try:
         target = PROVIDERS[name]
     except KeyError:
@@ -34,7 +40,7 @@ def provider_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def get_provider(name: str, lab: Lab, state_dir: Path):
+def get_provider(name: str, lab: Lab, state_dir: Path) -> Provider:
     return provider_class(name)(lab, state_dir)
 
 
@@ -70,7 +76,7 @@ def forget_provider(state_dir: Path) -> None:
     (Path(state_dir) / "provider").unlink(missing_ok=True)
 
 
-def resolve_provider(lab: Lab, state_dir: Path, requested: str | None = None):
+def resolve_provider(lab: Lab, state_dir: Path, requested: str | None = None) -> Provider:
     """`requested`, else the one the lab is already up with, else what this host supports."""
     name = requested or remembered_provider(state_dir) or detect_provider()
     return get_provider(name, lab, state_dir)
@@ -94,7 +100,7 @@ def require_up(lab: Lab, state_dir: Path, ssh_answers: Callable[[str], bool] = _
     if name is None:
         raise UserError(f"lab {lab.name} is not up (no provider recorded in {state_dir}); "
                         f"bring it up with `{command}`")
-    states = {s.name: s.state for s in get_provider(name, lab, state_dir).machine_states()}
+    states = {s.name: s.state for s in get_provider(name, lab, state_dir).list_machines()}
     down = [(m.name, states.get(m.name, "not_created")) for m in lab.machines
             if states.get(m.name) != "running"]
     if len(down) == len(lab.machines):

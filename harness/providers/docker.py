@@ -1,5 +1,9 @@
 """What only the docker provider needs: create args, the node image, and cleaning up.
 
+`DockerProvider` is Vagrant's docker provider behind `harness.providers.base.Provider`; the few
+things Vagrant cannot do or does slowly (list the containers, kill one, remove what a failed
+run left) go to docker directly, here and nowhere else.
+
 The machines are systemd containers made from the locally built node image. How much power
 they get is decided at run time: `--privileged` where the host allows it, otherwise an explicit
 capability set that was measured to run systemd, sshd, keepalived and nested runc.
@@ -13,7 +17,9 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
+from harness.errors import UserError
 from harness.lab import Lab
+from harness.preflight import Host, last_line
 from harness.providers.vagrant import MachineState, VagrantProvider
 
 # Shared by both variants: systemd wants its own cgroup namespace and tmpfs on /run; containerd
@@ -34,8 +40,11 @@ CAPABILITY_ARGS = ["--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
                    *COMMON_ARGS]
 FUSE_DEVICE = "/dev/fuse"
 CREATE_ARGS_FILE = "docker_create_args.json"
+CREATE_ARGS_ENV = "K8S_HA_LAB_DOCKER_CREATE_ARGS"
 
 Runner = Callable[[list[str]], subprocess.CompletedProcess]
+# Functions take `run=None` and look `run_docker` up when called, so a test that replaces the
+# module's run_docker replaces every docker call, never only some of them.
 
 
 def run_docker(args: list[str]) -> subprocess.CompletedProcess:
@@ -53,8 +62,8 @@ def network_name(lab: Lab) -> str:
 
 
 # --- create args: probed, not assumed --------------------------------------------------------
-def privileged_allowed(image: str, run: Runner = run_docker) -> bool:
-    proc = run(["run", "--rm", "--privileged", "--network=none", "--entrypoint", "/bin/true", image])
+def privileged_allowed(image: str, run: Runner | None = None) -> bool:
+    proc = (run or run_docker)(["run", "--rm", "--privileged", "--network=none", "--entrypoint", "/bin/true", image])
     return proc.returncode == 0
 
 
@@ -65,11 +74,11 @@ def create_args_for(privileged: bool, fuse: bool | None = None) -> list[str]:
     return [*CAPABILITY_ARGS, *(["--device", FUSE_DEVICE] if fuse else [])]
 
 
-def choose_create_args(image: str, run: Runner = run_docker) -> list[str]:
+def choose_create_args(image: str, run: Runner | None = None) -> list[str]:
     return create_args_for(privileged_allowed(image, run))
 
 
-def cached_create_args(state_dir: Path, image: str | None = None, run: Runner = run_docker) -> list[str]:
+def cached_create_args(state_dir: Path, image: str | None = None, run: Runner | None = None) -> list[str]:
     """The probe's answer (may this host run --privileged?), kept in the lab's state folder so
     each `vagrant` call is fast. Only the answer is kept, never the argument list, so a change
     to the lists reaches a lab whose state folder is older than the change."""
@@ -89,13 +98,13 @@ def cached_create_args(state_dir: Path, image: str | None = None, run: Runner = 
 
 
 # --- what exists on the docker host ----------------------------------------------------------
-def lab_containers(lab: Lab, run: Runner = run_docker) -> list[str]:
-    proc = run(["ps", "-a", "--filter", f"name=^{container_name(lab, '')}", "--format", "{{.Names}}"])
+def lab_containers(lab: Lab, run: Runner | None = None) -> list[str]:
+    proc = (run or run_docker)(["ps", "-a", "--filter", f"name=^{container_name(lab, '')}", "--format", "{{.Names}}"])
     return [n for n in proc.stdout.split() if n]
 
 
-def network_info(name: str, run: Runner = run_docker) -> dict | None:
-    proc = run(["network", "inspect", name])
+def network_info(name: str, run: Runner | None = None) -> dict | None:
+    proc = (run or run_docker)(["network", "inspect", name])
     if proc.returncode != 0:
         return None
     found = json.loads(proc.stdout or "[]")
@@ -108,6 +117,44 @@ def bridge_interface(network: dict) -> str:
     return options.get("com.docker.network.bridge.name") or f"br-{network['Id'][:12]}"
 
 
+def check_docker(host: Host) -> None:
+    if not host.which("docker"):
+        raise UserError("docker: not found on PATH; install it with `apt-get install docker.io`")
+    proc = host.run(["docker", "info", "--format", "{{.ServerVersion}}"])
+    if proc.returncode != 0:
+        raise UserError("docker: the daemon is not reachable (`docker info`: "
+                        f"{last_line(proc.stderr or proc.stdout)}); start it with "
+                        "`dockerd >/var/log/dockerd.log 2>&1 &` or `systemctl start docker`")
+
+
+def own_bridge(host: Host, lab: Lab) -> str | None:
+    """The host bridge of this lab's own docker network, if it exists and holds only this
+    lab's containers; that one may use the subnet."""
+    proc = host.run(["docker", "network", "inspect", network_name(lab)])
+    if proc.returncode != 0:
+        return None
+    net = (json.loads(proc.stdout or "[]") or [None])[0]
+    if not net:
+        return None
+    prefix = container_name(lab, "")
+    members = [c.get("Name", "") for c in (net.get("Containers") or {}).values()]
+    if any(not name.startswith(prefix) for name in members):
+        return None
+    return bridge_interface(net)
+
+
+def docker_create_args(lab: Lab, state_dir: Path) -> list[str]:
+    """The harness passes its probe's answer to `vagrant` in the environment; a hand-run
+    `vagrant` without it probes the host itself (once per lab, cached in the state folder)."""
+    given = os.environ.get(CREATE_ARGS_ENV)
+    if given:
+        args = json.loads(given)
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise UserError(f"{CREATE_ARGS_ENV}: must be a JSON list of strings")
+        return args
+    return cached_create_args(state_dir)
+
+
 class DockerProvider(VagrantProvider):
     name = "docker"
 
@@ -118,11 +165,24 @@ class DockerProvider(VagrantProvider):
 
     def vagrant_env(self) -> dict[str, str]:
         env = super().vagrant_env()
-        env["K8S_HA_LAB_DOCKER_CREATE_ARGS"] = json.dumps(self.create_args())
+        env[CREATE_ARGS_ENV] = json.dumps(self.create_args())
         return env
 
     def create_args(self) -> list[str]:
         return cached_create_args(self.state_dir, self.image)
+
+    def vagrantfile_settings(self) -> dict:
+        """The docker section of the spec the Vagrantfile reads (harness.vagrant_spec)."""
+        return {"docker": {"image": self.image, "create_args": docker_create_args(self.lab, self.state_dir),
+                           "names": {m.name: container_name(self.lab, m.name) for m in self.lab.machines}}}
+
+    # --- the Provider protocol ------------------------------------------------------------------
+    def host_checks(self, host: Host) -> None:
+        check_docker(host)
+
+    def own_host_interfaces(self, host: Host) -> set[str]:
+        bridge = own_bridge(host, self.lab)
+        return {bridge} if bridge else set()
 
     def prepare(self, log=print) -> None:
         from harness.image.build import build_image
@@ -130,16 +190,41 @@ class DockerProvider(VagrantProvider):
 
         build_image(node_recipe(), log=log)  # instant when the recipe's tag already exists
 
-    def before_start(self, states: list[MachineState]) -> None:
+    def provision(self, names: list[str]):
         # Vagrant's docker provider runs `docker network connect` on every start; a stopped
         # container is still attached, so that would fail. Detach first; Vagrant re-attaches
         # with the same IP from the Vagrantfile.
         net = network_name(self.lab)
-        for state in states:
-            if state.state != "not_created":
-                run_docker(["network", "disconnect", "--force", net,
-                            container_name(self.lab, state.name)])
+        for state in self.list_machines():
+            if state.name in names and not state.running and state.state != "not_created":
+                run_docker(["network", "disconnect", "--force", net, container_name(self.lab, state.name)])
+        return super().provision(names)
 
+    def list_machines(self) -> list[MachineState]:
+        """Straight from docker (milliseconds, where `vagrant status` takes seconds): each lab
+        machine's container state, `not_created` when there is no container."""
+        prefix = container_name(self.lab, "")
+        proc = run_docker(["ps", "-a", "--filter", f"name=^{prefix}", "--format", "{{.Names}} {{.State}}"])
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise UserError(f"docker: cannot list lab {self.lab.name}'s containers "
+                            f"({detail[-1] if detail else 'no output'})")
+        found = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+        return [MachineState(m.name, found.get(container_name(self.lab, m.name), "not_created"))
+                for m in self.lab.machines]
+
+    def power_off(self, name: str, force: bool = False) -> None:
+        """Forced: SIGKILL to the container's init, so every process of the machine dies at
+        once with no shutdown, the container's equivalent of pulling the plug (`vagrant halt
+        --force` would still send the stop signal first)."""
+        if not force:
+            return super().power_off(name)
+        proc = run_docker(["kill", container_name(self.lab, name)])
+        if proc.returncode != 0:
+            raise UserError(f"docker: cannot kill machine {name} "
+                            f"({last_line(proc.stderr or proc.stdout)})")
+
+    # --- Vagrant's leftovers --------------------------------------------------------------------
     def cleanup(self) -> list[str]:
         """Containers and the lab network Vagrant left (after a failed up, or a lost state
         folder). Only this lab's names are touched."""
@@ -177,20 +262,7 @@ class DockerProvider(VagrantProvider):
             out["docker-network.json"] = json.dumps(net, indent=2)
         return out
 
-    def machine_states(self) -> list[MachineState]:
-        """Straight from docker (milliseconds, where `vagrant status` takes seconds): each lab
-        machine's container state, `not_created` when there is no container."""
-        prefix = container_name(self.lab, "")
-        proc = run_docker(["ps", "-a", "--filter", f"name=^{prefix}", "--format", "{{.Names}} {{.State}}"])
-        if proc.returncode != 0:
-            from harness.errors import UserError
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise UserError(f"docker: cannot list lab {self.lab.name}'s containers "
-                            f"({detail[-1] if detail else 'no output'})")
-        found = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
-        return [MachineState(m.name, found.get(container_name(self.lab, m.name), "not_created"))
-                for m in self.lab.machines]
-
+    # --- figures for the benchmarks (not part of the protocol) ----------------------------------
     def memory_usage_bytes(self) -> dict[str, int]:
         """Memory each running lab container uses now, as `docker stats` counts it."""
         names = lab_containers(self.lab)

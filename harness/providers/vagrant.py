@@ -1,39 +1,71 @@
-"""The common driver: every provider is Vagrant with the repo's Vagrantfile.
+"""The common driver: every provider here is Vagrant with the repo's Vagrantfile.
 
 Only python-vagrant runs `vagrant`. Vagrant's state lives in the lab's state folder
 (VAGRANT_DOTFILE_PATH), so the repo stays clean and two labs never share machines. All of
-Vagrant's output is appended to `<state>/vagrant.log`, which collect_logs keeps.
+Vagrant's output is appended to `<state>/vagrant.log`, which collect_logs keeps. The classes
+implement `harness.providers.base.Provider`; `halt`, `up`, `status` and `vagrant` are Vagrant's
+own words, kept for callers that predate the protocol.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import vagrant
 
 from harness import REPO_ROOT
+from harness.errors import ProviderError, UserError
 from harness.lab import Lab
+from harness.preflight import Host
+from harness.providers.base import FORCED_POWER_OFF, POWER_OFF, POWER_ON, MachineState
 
 VAGRANT_DIR = REPO_ROOT / "vagrant"
+__all__ = ["MachineState", "VagrantError", "VagrantProvider", "VirtualBoxProvider", "LibvirtProvider"]
 
 
-class VagrantError(Exception):
+class VagrantError(ProviderError):
     """A vagrant command failed; names the command and ends with the tail of vagrant.log."""
 
 
-@dataclass(frozen=True)
-class MachineState:
-    name: str
-    state: str  # Vagrant's words: running, stopped, not_created, poweroff, ...
+# --- sanity checks: what each Vagrant provider needs on the host --------------------------------
+def check_vagrant(host: Host) -> None:
+    if not host.which("vagrant"):
+        raise UserError("vagrant: not found on PATH; install it with `apt-get install vagrant`")
 
-    @property
-    def running(self) -> bool:
-        return self.state == "running"
+
+VBOX_NETWORKS_CONF = "/etc/vbox/networks.conf"
+VBOX_DEFAULT_RANGE = ipaddress.IPv4Network("192.168.56.0/21")
+
+
+def check_virtualbox(host: Host, lab: Lab) -> None:
+    if not host.which("VBoxManage"):
+        raise UserError("VBoxManage: not found on PATH; install VirtualBox and its kernel "
+                        "driver (/dev/vboxdrv), or use another provider")
+    # VirtualBox 6.1.28+ refuses host-only networks outside its allowed ranges.
+    conf = host.read_text(VBOX_NETWORKS_CONF)
+    allowed = [VBOX_DEFAULT_RANGE] if conf is None else [
+        ipaddress.IPv4Network(word, strict=False)
+        for line in conf.splitlines() if line.strip().startswith("*")
+        for word in line.split()[1:] if ":" not in word]
+    if not any(lab.network.subnet_of(net) for net in allowed):
+        raise UserError(f"VirtualBox: host-only network {lab.network} is not allowed; add the line "
+                        f"`* {lab.network}` to {VBOX_NETWORKS_CONF}")
+
+
+def check_libvirt(host: Host) -> None:
+    if not host.which("virsh"):
+        raise UserError("virsh: not found on PATH; install libvirt with "
+                        "`apt-get install libvirt-daemon-system libvirt-clients`")
+    proc = host.run(["vagrant", "plugin", "list"])
+    if "vagrant-libvirt" not in proc.stdout:
+        raise UserError("vagrant-libvirt: plugin not installed; install it with "
+                        "`apt-get install vagrant-libvirt`")
 
 
 class VagrantProvider:
@@ -63,6 +95,10 @@ class VagrantProvider:
             "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1",
             "VAGRANT_NO_COLOR": "1",
         }
+
+    def vagrantfile_settings(self) -> dict:
+        """This provider's own section of the spec the Vagrantfile reads (harness.vagrant_spec)."""
+        return {}
 
     @property
     def vagrant(self) -> vagrant.Vagrant:
@@ -95,15 +131,56 @@ class VagrantProvider:
             raise VagrantError(f"[{self.lab.name} > vagrant {what}] exited {exc.returncode}; "
                                f"tail of {self.log_path}:\n{self._log_tail()}") from None
 
-    # --- lifecycle ----------------------------------------------------------------------------
+    # --- the Provider protocol ------------------------------------------------------------------
+    capabilities = frozenset({POWER_OFF, FORCED_POWER_OFF, POWER_ON})
+
+    def sanity_checks(self, host: Host) -> None:
+        check_vagrant(host)
+        self.host_checks(host)
+
+    def host_checks(self, host: Host) -> None:
+        """What this Vagrant provider needs besides vagrant itself."""
+
+    def own_host_interfaces(self, host: Host) -> set[str]:
+        return set()
+
+    def prepare(self, log: Callable[[str], None] = print) -> None:
+        """Anything the provider needs before `vagrant up` (the docker image, for one)."""
+
+    def provision(self, names: list[str]) -> Iterator[str]:
+        return self.up_stream(names)
+
+    def list_machines(self) -> list[MachineState]:
+        return self.status()
+
+    def power_off(self, name: str, force: bool = False) -> None:
+        self._call(f"halt {'--force ' if force else ''}{name}", self.vagrant.halt, vm_name=name, force=force)
+
+    def power_on(self, name: str) -> None:
+        if any(s.name == name and s.running for s in self.list_machines()):
+            return
+        self.up(name)
+
+    def delete(self) -> list[str]:
+        self.destroy()
+        removed = self.cleanup()
+        shutil.rmtree(self.state_dir / "vagrant", ignore_errors=True)  # Vagrant's own records
+        return removed
+
+    def leftovers(self) -> list[str]:
+        """For VMs, `vagrant destroy` succeeding is the evidence (it raises otherwise)."""
+        return []
+
+    def collect_logs(self) -> dict[str, str]:
+        out = self.inspect()
+        if self.log_path.exists():
+            out["vagrant.log"] = self.log_path.read_text(errors="replace")
+        return out
+
+    # --- Vagrant's own words --------------------------------------------------------------------
     def status(self) -> list[MachineState]:
         statuses = self._call("status", self.vagrant.status)
         return [MachineState(s.name, s.state) for s in statuses]
-
-    def machine_states(self) -> list[MachineState]:
-        """The provider's own view of the lab's machines, for the lab-is-up guard; a provider
-        with a faster way to ask than `vagrant status` overrides it."""
-        return self.status()
 
     def up_stream(self, names: list[str]) -> Iterator[str]:
         """`vagrant up` for several machines at once (parallel where the provider allows),
@@ -124,7 +201,7 @@ class VagrantProvider:
                                    f"{self._log_tail()}") from None
 
     def up(self, name: str) -> None:
-        for _ in self.up_stream([name]):
+        for _ in self.provision([name]):
             pass
 
     def halt(self, name: str | None = None) -> None:
@@ -136,13 +213,7 @@ class VagrantProvider:
     def ssh_config(self, name: str) -> str:
         return self._call(f"ssh-config {name}", self.vagrant.ssh_config, vm_name=name)
 
-    # --- provider hooks, overridden where a provider needs more --------------------------------
-    def prepare(self, log=print) -> None:
-        """Anything the provider needs before `vagrant up` (the docker image, for one)."""
-
-    def before_start(self, states: list[MachineState]) -> None:
-        """Called with the machines about to be started."""
-
+    # --- hooks a Vagrant provider overrides where it needs more -----------------------------------
     def cleanup(self) -> list[str]:
         """After destroy: remove what Vagrant leaves behind. Returns what was removed."""
         return []
@@ -155,6 +226,12 @@ class VagrantProvider:
 class VirtualBoxProvider(VagrantProvider):
     name = "virtualbox"
 
+    def host_checks(self, host: Host) -> None:
+        check_virtualbox(host, self.lab)
+
 
 class LibvirtProvider(VagrantProvider):
     name = "libvirt"
+
+    def host_checks(self, host: Host) -> None:
+        check_libvirt(host)

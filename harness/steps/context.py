@@ -94,6 +94,12 @@ class StepContext:
         for transport in self.transports.values():
             transport.close()
 
+    def cancel(self) -> None:
+        """Ctrl-C: end every machine's running command now and start no new one (the
+        threads of a parallel step would otherwise go on until their own deadlines)."""
+        for transport in list(self.transports.values()):
+            transport.cancel()
+
 
 def build_context(lab: Lab, state_dir: Path | None = None) -> StepContext:
     """PKI brought in line with the lab, secrets loaded, every file rendered."""

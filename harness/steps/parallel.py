@@ -49,8 +49,16 @@ def for_each(ctx: StepContext, step: str, machines: list[Machine], work: Callabl
             if outcomes[-1][1] is not None:
                 break
     else:
-        with ThreadPoolExecutor(max_workers=len(machines), thread_name_prefix=f"{step}-") as pool:
+        pool = ThreadPoolExecutor(max_workers=len(machines), thread_name_prefix=f"{step}-")
+        try:
             outcomes = list(pool.map(timed, machines))
+        except BaseException:
+            # Only this thread sees Ctrl-C. Cut the other machines' commands off so the pool
+            # drains in seconds and teardown starts, instead of waiting for their deadlines.
+            ctx.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     for _, exc in outcomes:
         if exc is not None:
             raise exc

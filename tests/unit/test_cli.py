@@ -43,7 +43,7 @@ def test_head_gets_its_lines_and_nothing_else_is_printed():
 @pytest.fixture
 def fake_up(monkeypatch, tmp_path):
     """`up` with the machines and steps replaced; records logs collected and teardowns."""
-    calls = SimpleNamespace(logs=[], down=[], closed=0, steps_error=None, machines_error=None)
+    calls = SimpleNamespace(logs=[], down=[], stopped=[], closed=0, steps_error=None, machines_error=None)
 
     def up_machines(lab, args):
         if calls.machines_error:
@@ -64,6 +64,8 @@ def fake_up(monkeypatch, tmp_path):
     monkeypatch.setattr(machines, "collect_logs",
                         lambda lab, run_dir: calls.logs.append(lab.name) or tmp_path / "logs")
     monkeypatch.setattr(machines, "down", lambda lab, provider_name=None: calls.down.append(lab.name))
+    # the real one is tested in test_teardown.py; here it must not touch pytest's own children
+    monkeypatch.setattr("harness.teardown.stop_children", lambda **kw: calls.stopped.append(True) or [])
     monkeypatch.chdir(tmp_path)  # artifacts/up-<time>/ lands here
     return calls
 
@@ -83,7 +85,19 @@ def test_up_collects_logs_and_tears_down_on_any_failure(fake_up, capsys, error, 
     else:
         assert cli.main(["up", str(SMALL)]) == status
     assert fake_up.logs == ["small"] and fake_up.down == ["small"] and fake_up.closed == 1
+    assert fake_up.stopped == [True]  # the provider's processes were waited for before teardown
     assert "logs collected in" in capsys.readouterr().err
+
+
+def test_a_failed_teardown_says_how_to_finish_it(fake_up, capsys, monkeypatch):
+    def down(lab, provider_name=None):
+        raise RuntimeError("still present after down: container k8s-ha-lab-small-ctl2")
+    monkeypatch.setattr(machines, "down", down)
+    fake_up.steps_error = StepError("etcd", "ctl1", "systemctl start etcd", "exited 1")
+    assert cli.main(["up", str(SMALL)]) == 1
+    err = capsys.readouterr().err
+    assert ("teardown failed: RuntimeError: still present after down: container k8s-ha-lab-small-ctl2; "
+            f"remove what is left with `python -m harness down {SMALL}`\n") in err
 
 
 def test_up_keep_collects_logs_but_leaves_the_lab(fake_up, capsys):
@@ -121,7 +135,7 @@ class FakeProvider:
     def __init__(self, states):
         self.states = states
 
-    def machine_states(self):
+    def list_machines(self):
         return [MachineState(n, s) for n, s in self.states.items()]
 
 
@@ -178,14 +192,14 @@ def test_docker_provider_reads_container_states(small_state, monkeypatch):
         return subprocess.CompletedProcess(args, 0, "k8s-ha-lab-small-ctl1 running\n"
                                                     "k8s-ha-lab-small-ctl3 exited\n", "")
     monkeypatch.setattr(docker_provider, "run_docker", run)
-    states = docker_provider.DockerProvider(lab, state).machine_states()
+    states = docker_provider.DockerProvider(lab, state).list_machines()
     assert [(s.name, s.state) for s in states] == [("ctl1", "running"), ("ctl2", "not_created"),
                                                   ("ctl3", "exited")]
     assert seen[0][:4] == ["ps", "-a", "--filter", "name=^k8s-ha-lab-small-"]
     monkeypatch.setattr(docker_provider, "run_docker", lambda args: subprocess.CompletedProcess(
         args, 1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"))
     with pytest.raises(UserError, match="docker: cannot list lab small's containers"):
-        docker_provider.DockerProvider(lab, state).machine_states()
+        docker_provider.DockerProvider(lab, state).list_machines()
 
 
 @pytest.mark.parametrize("argv", [["check", "labs/small.yaml"],

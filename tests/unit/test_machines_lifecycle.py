@@ -38,7 +38,7 @@ class FakeProvider:
         self.states, self.lines = states, list(lines)
         self.started, self.before = [], []
 
-    def up_stream(self, names):
+    def provision(self, names):
         self.started.append(list(names))
         yield from self.lines
 
@@ -62,17 +62,16 @@ def test_up_on_a_running_lab_starts_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("K8S_HA_LAB_STATE", str(tmp_path))
     lab = load_lab(SMALL)
     provider = FakeProvider({})
-    provider.status = lambda: [MachineState(m.name, "running") for m in lab.machines]
+    provider.list_machines = lambda: [MachineState(m.name, "running") for m in lab.machines]
     provider.prepare = lambda log: None
-    provider.before_start = provider.before.append
+    provider.sanity_checks = provider.before.append
+    provider.own_host_interfaces = lambda host: set()
     monkeypatch.setattr(machines, "resolve_provider", lambda *a: provider)
-    monkeypatch.setattr(machines.preflight, "check_vagrant", lambda host: None)
-    monkeypatch.setitem(machines.preflight.PROVIDER_CHECKS, "docker", lambda host, lab: None)
     monkeypatch.setattr(machines.preflight, "check_memory", lambda host, lab, mb: None)
-    monkeypatch.setattr(machines.preflight, "check_subnet", lambda host, lab: None)
+    monkeypatch.setattr(machines.preflight, "check_subnet", lambda host, lab, own: None)
     monkeypatch.setattr(machines, "wait_ready", lambda lab, state_dir: {m.name: "running" for m in lab.machines})
     assert machines.up(lab) == {"ctl1": "running", "ctl2": "running", "ctl3": "running"}
-    assert provider.started == [] and provider.before == []
+    assert provider.started == [] and len(provider.before) == 1  # checked the host, started nothing
     assert "3/3 running" in capsys.readouterr().out
 
 
