@@ -152,7 +152,7 @@ def loop_script(ctx: StepContext, victim_ip: str, seconds: float, pause: float =
     all_urls = urls(lab)
     host = lab.ingress_host(NGINX_APP)
     return _LOOP.format(seconds=int(seconds), urls=" ".join(shlex.quote(u) for u in all_urls), ca=CA,
-                        resolve=f"--resolve {host}:{lab.ingress.http_port}:{victim_ip}",
+                        resolve=f"--resolve {shlex.quote(f'{host}:{lab.ingress.http_port}:{victim_ip}')}",
                         first_url=shlex.quote(all_urls[0]), pause=pause)
 
 

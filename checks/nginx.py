@@ -4,6 +4,7 @@ ClusterIP and on every node's NodePort, asked from every machine."""
 from __future__ import annotations
 
 import json
+import shlex
 
 from harness.render.manifests import NGINX_WELCOME
 from harness.steps.actions import kubectl, run
@@ -29,7 +30,7 @@ def service_endpoints(ctx: StepContext) -> tuple[str, int]:
 
 
 def _get(ctx: StepContext, machine, url: str) -> str:
-    out = run(ctx, "check:nginx", machine, f"curl -s -m 5 {url}", check=False)
+    out = run(ctx, "check:nginx", machine, f"curl -s -m 5 {shlex.quote(url)}", check=False)
     return out.stdout
 
 

@@ -62,9 +62,9 @@ def build_and_push(ctx: StepContext, machine, payload_bytes: int = 0) -> dict:
     payload = f"head -c {payload_bytes} /dev/urandom > {build}/root/check/payload && " if payload_bytes else ""
     out = _sh(ctx, machine, f"mkdir -p {build}/root/check && echo {nonce} > {build}/root/check/nonce && {payload}"
                             f"tar -C {build}/root -cf {build}/layer.tar check && "
-                            f"start=$(date +%s.%N) && {CRANE_ENV} {CRANE} append -b {base} -f {build}/layer.tar "
-                            f"-t {tag} >/dev/null && end=$(date +%s.%N) && "
-                            f"{CRANE_ENV} {CRANE} digest {tag} && echo \"$start $end\"; rc=$?; rm -rf {build}; exit $rc")
+                            f"start=$(date +%s.%N) && {CRANE_ENV} {CRANE} append -b {shlex.quote(base)} -f {build}/layer.tar "
+                            f"-t {shlex.quote(tag)} >/dev/null && end=$(date +%s.%N) && "
+                            f"{CRANE_ENV} {CRANE} digest {shlex.quote(tag)} && echo \"$start $end\"; rc=$?; rm -rf {build}; exit $rc")
     digest, times = out.stdout.split()[-3], out.stdout.split()[-2:]
     assert digest.startswith("sha256:"), f"crane digest {tag} printed {out.stdout!r}"
     return {"ref": reg.image_name(ctx.lab, f"{CHECK_REPO}@{digest}"), "tag": tag, "nonce": nonce,
@@ -161,7 +161,7 @@ def tls_only_with_the_lab_ca(ctx: StepContext, machine) -> dict:
     """The registry's certificate verifies against the lab CA and against nothing else: curl with
     the machine's own trust store fails verification (exit 60), with the lab CA it reaches the
     registry (401: it asks for credentials)."""
-    url = f"https://{ctx.lab.registry_host}/v2/"
+    url = shlex.quote(f"https://{ctx.lab.registry_host}/v2/")
     system = _sh(ctx, machine, f"curl -s -o /dev/null -w '%{{http_code}}' {url}; echo \" rc=$?\"", check=False).stdout
     lab_ca = _sh(ctx, machine, f"curl -s -o /dev/null -w '%{{http_code}}' --cacert /etc/kubernetes/ssl/ca.pem {url}",
                  check=False).stdout.strip()
@@ -189,11 +189,11 @@ def anonymous_push_is_refused(ctx: StepContext) -> dict:
     tag = reg.image_name(ctx.lab, f"lab/anonymous:{nonce}")
     layer = f"mkdir -p {work}/root/a {work}/empty && echo {nonce} > {work}/root/a/x && tar -C {work}/root -cf {work}/l.tar a"
     anonymous = _sh(ctx, machine, f"{layer} && DOCKER_CONFIG={work}/empty SSL_CERT_FILE=/etc/kubernetes/ssl/ca.pem "
-                                  f"{CRANE} append -f {work}/l.tar -t {tag} 2>&1; echo rc=$?", check=False).stdout
+                                  f"{CRANE} append -f {work}/l.tar -t {shlex.quote(tag)} 2>&1; echo rc=$?", check=False).stdout
     post = _sh(ctx, machine, f"curl -s -o /dev/null -w '%{{http_code}}' -X POST --cacert /etc/kubernetes/ssl/ca.pem "
-                             f"https://{host}/v2/lab/anonymous/blobs/uploads/", check=False).stdout.strip()
-    absent = _sh(ctx, machine, f"{CRANE_ENV} {CRANE} digest {tag} 2>&1; echo rc=$?", check=False).stdout
-    allowed = _sh(ctx, machine, f"{CRANE_ENV} {CRANE} append -f {work}/l.tar -t {tag} >/dev/null 2>&1; echo rc=$?; "
+                             f"{shlex.quote(f'https://{host}/v2/lab/anonymous/blobs/uploads/')}", check=False).stdout.strip()
+    absent = _sh(ctx, machine, f"{CRANE_ENV} {CRANE} digest {shlex.quote(tag)} 2>&1; echo rc=$?", check=False).stdout
+    allowed = _sh(ctx, machine, f"{CRANE_ENV} {CRANE} append -f {work}/l.tar -t {shlex.quote(tag)} >/dev/null 2>&1; echo rc=$?; "
                                 f"rm -rf {work}", check=False).stdout.strip()
     assert anonymous.strip().endswith("rc=1") and re.search(r"401 Unauthorized|UNAUTHORIZED", anonymous), \
         f"an anonymous crane push was not refused with 401: {anonymous[-400:]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -34,8 +35,8 @@ def anonymous_is_denied(ctx: StepContext) -> str:
     ctx.on(m).upload(f"{base}.pem", (ctx.pki_dir / "admin.pem").read_bytes(), 0o600)
     ctx.on(m).upload(f"{base}-key.pem", (ctx.pki_dir / "admin-key.pem").read_bytes(), 0o600)
     try:
-        anonymous = run(ctx, "check:security", m, f"{curl} {url}", check=False).stdout.strip()
-        admin = run(ctx, "check:security", m, f"{curl} --cert {base}.pem --key {base}-key.pem {url}",
+        anonymous = run(ctx, "check:security", m, f"{curl} {shlex.quote(url)}", check=False).stdout.strip()
+        admin = run(ctx, "check:security", m, f"{curl} --cert {base}.pem --key {base}-key.pem {shlex.quote(url)}",
                     check=False).stdout.strip()
     finally:
         run(ctx, "check:security", m, f"rm -f {base}.pem {base}-key.pem", check=False)

@@ -29,7 +29,7 @@ def curl_via(lab, url: str, node_ip: str, *, max_time: float = 5.0) -> str:
     HTTPS against the lab CA. Prints the body, then the status code on a line of its own."""
     host = url.split("/")[2]
     port = lab.ingress.https_port if url.startswith("https:") else lab.ingress.http_port
-    return (f"curl -sS --max-time {max_time:g} --cacert {CA} --resolve {host}:{port}:{node_ip} "
+    return (f"curl -sS --max-time {max_time:g} --cacert {CA} --resolve {shlex.quote(f'{host}:{port}:{node_ip}')} "
             f"-w '\\n%{{http_code}}' {shlex.quote(url)}")
 
 

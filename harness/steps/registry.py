@@ -145,8 +145,8 @@ def answers(ctx: StepContext, machine, step: str = NAME) -> tuple[str, str]:
     through the registry's name, verifying its certificate against the lab CA."""
     host = ctx.lab.registry_host
     anonymous = run(ctx, step, machine, f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {SSL_DIR}/ca.pem "
-                                        f"https://{host}/v2/", check=False).stdout.strip()
-    catalog = run(ctx, step, machine, f"{CRANE_ENV} {CRANE} catalog {host}", check=False)
+                                        f"{shlex.quote(f'https://{host}/v2/')}", check=False).stdout.strip()
+    catalog = run(ctx, step, machine, f"{CRANE_ENV} {CRANE} catalog {shlex.quote(host)}", check=False)
     return anonymous, catalog.stdout if catalog.exit_status == 0 else f"error: {(catalog.stderr or '').strip()[-300:]}"
 
 

@@ -1,6 +1,8 @@
 """Every bad lab is refused before anything runs: one line naming the field, exit status 2."""
 
 import copy
+import dataclasses
+import re
 import subprocess
 import sys
 
@@ -120,6 +122,16 @@ BAD_LABS = [
      "flannel.etcd_prefix: '/kubernetes/network;id' must be an absolute key path"),
     ("token-newline", "cluster.bootstrap_token", "f3be89d17cf7d80847f3bc8b8ea5825a\n",
      "cluster.bootstrap_token: must be 32 lowercase hex characters"),
+    ("ingress-domain-injection", "ingress.domain", "apps.local$(id)",
+     "ingress.domain: 'apps.local$(id)' is not a DNS domain"),
+    ("ingress-domain-space", "ingress.domain", "apps local", "ingress.domain: 'apps local' is not a DNS domain"),
+    ("storage-server-unknown", "registry.storage_server", "master02;id",
+     "registry.storage_server: 'master02;id' is not a machine of this lab"),
+    ("check-inter-injection", "haproxy.check_inter", "2s\n  server evil 1.2.3.4:6443",
+     "haproxy.check_inter: '2s\\n  server evil 1.2.3.4:6443' must be a duration"),
+    ("flannel-backend-injection", "flannel.backend", "vxlan\"}", "flannel.backend: unknown backend"),
+    ("version-injection", "versions", {"kubernetes": {"version": "v1.37.2; id"}},
+     "versions.kubernetes.version: 'v1.37.2; id' is not a version"),
 ]
 
 
@@ -291,6 +303,39 @@ def test_lab_and_validate_import_in_either_order():
     lab_source = (REPO_ROOT / "harness" / "lab.py").read_text()
     assert "from harness.validate" not in lab_source and "import validate" not in lab_source
     assert "from harness.labfile" not in lab_source.split("def __getattr__")[0]
+
+
+SHELL_SAFE = re.compile(r"[A-Za-z0-9@%+=:,./_~-]+")  # what shlex.quote leaves as it is
+
+
+def _strings(value, where):
+    """Every string a Lab holds, with where it is (the source path is the host's, not a value
+    that reaches a machine)."""
+    if isinstance(value, str):
+        yield where, value
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            if f.name != "source":
+                yield from _strings(getattr(value, f.name), f"{where}.{f.name}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, f"{where}[{key!r}] key")
+            yield from _strings(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{where}[{i}]")
+
+
+@pytest.mark.parametrize("name", ["seed", "small"])
+def test_every_string_of_a_valid_lab_is_shell_safe(name):
+    """What validation lets through can go into a command line or a path as it is: letters,
+    digits and `@%+=:,./_~-`, never starting with '-' or '~'. The refusals above are the other
+    half: each field that reaches a shell or a path, with a hostile value, is refused."""
+    from harness.labfile import load_lab
+    found = list(_strings(load_lab(REPO_ROOT / "labs" / f"{name}.yaml"), "lab"))
+    assert len(found) > 40
+    for where, text in found:
+        assert SHELL_SAFE.fullmatch(text) and not text.startswith(("-", "~")), f"{where} = {text!r}"
 
 
 def test_good_labs_validate(capsys):
