@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from benchmarks import write_figures  # noqa: E402
 from checks.workloads import apply, exec_in, toolbox_pods  # noqa: E402
-from harness.lab import load_lab  # noqa: E402
+from harness.labfile import load_lab  # noqa: E402
 from harness.providers import resolve_provider  # noqa: E402
 from harness.render.check_workloads import NAMESPACE  # noqa: E402
 from harness.state import lab_state_dir  # noqa: E402

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 import checks  # noqa: E402
 from benchmarks import write_figures  # noqa: E402
 from harness import machines  # noqa: E402
-from harness.lab import load_lab  # noqa: E402
+from harness.labfile import load_lab  # noqa: E402
 from harness.providers import resolve_provider  # noqa: E402
 from harness.state import lab_state_dir  # noqa: E402
 from harness.steps.context import build_context  # noqa: E402

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from benchmarks import write_figures  # noqa: E402
-from harness.lab import load_lab  # noqa: E402
+from harness.labfile import load_lab  # noqa: E402
 from harness.render.ingress import MANIFEST, NGINX_APP  # noqa: E402
 from harness.steps import STEPS  # noqa: E402
 from harness.steps import ingress  # noqa: E402

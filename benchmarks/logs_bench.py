@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from benchmarks import write_figures  # noqa: E402
 from benchmarks.addons_bench import memory_mib, percentile  # noqa: E402
 from checks import logs as logs_checks  # noqa: E402
-from harness.lab import load_lab  # noqa: E402
+from harness.labfile import load_lab  # noqa: E402
 from harness.providers import resolve_provider  # noqa: E402
 from harness.render.logs import AUDIT_AGENT_DIR, AUDIT_UNIT, DATA_DIR, NAMESPACE, storage_node  # noqa: E402
 from harness.state import lab_state_dir  # noqa: E402

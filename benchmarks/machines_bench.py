@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import machines  # noqa: E402
 from harness.image.build import build_image  # noqa: E402
 from harness.image.recipe import node_recipe  # noqa: E402
-from harness.lab import load_lab  # noqa: E402
+from harness.labfile import load_lab  # noqa: E402
 from harness.providers.docker import DockerProvider, container_name  # noqa: E402
 from harness.state import lab_state_dir  # noqa: E402
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from benchmarks import write_figures  # noqa: E402
 from checks.registry import build_and_push, pull_on_every_node, witness  # noqa: E402
-from harness.lab import load_lab  # noqa: E402
+from harness.labfile import load_lab  # noqa: E402
 from harness.render import UNIT_DIR  # noqa: E402
 from harness.render import registry as reg  # noqa: E402
 from harness.steps import STEPS  # noqa: E402

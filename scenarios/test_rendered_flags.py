@@ -19,7 +19,7 @@ UNITS = {"etcd": "etcd", "flanneld": "flanneld", "kube-apiserver": "kube-apiserv
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    from harness.lab import load_lab
+    from harness.labfile import load_lab
     from harness import REPO_ROOT
     return build_context(load_lab(REPO_ROOT / "labs/seed.yaml"), tmp_path_factory.mktemp("state"))
 

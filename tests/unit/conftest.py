@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from harness import REPO_ROOT, pki_store
-from harness.lab import Lab, load_lab
+from harness.lab import Lab
+from harness.labfile import load_lab
 from harness.render import RenderedFile
 from harness.render.plan import build_plan, write_tree
 from harness.state import LabSecrets, load_secrets

@@ -12,7 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from harness import pki, pki_store
-from harness.lab import load_lab
+from harness.labfile import load_lab
 from tests.unit.conftest import SEED
 
 
