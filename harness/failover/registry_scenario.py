@@ -93,7 +93,7 @@ def act(env) -> dict:
     if not manifest_served(ctx, crane_on, image["ref"], "scenario"):
         raise RuntimeError(f"{image['ref']} is not served before the break")
     ctx.on(victim).close()
-    env.provider.halt(victim.name)
+    env.provider.power_off(victim.name)
     limit = bound(env).allowed * 2
     pull_again = measure_until(lambda: manifest_served(ctx, crane_on, image["ref"], "scenario"), limit, 1.0)
     facts = {"powered_off": victim.name, "ref": image["ref"], "pull_works_again_s": pull_again,
@@ -114,7 +114,7 @@ def restore(env) -> None:
     waits for the Deployment, and the core checks for every node Ready. Its sshfs unit mounts
     the storage again at boot."""
     for machine in [m for m in env.lab.nodes if _is_down(env, m)]:
-        env.provider.up(machine.name)
+        env.provider.power_on(machine.name)
         env.ctx.on(machine).close()
 
 

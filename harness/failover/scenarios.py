@@ -32,13 +32,14 @@ from harness.failover import ingress_scenario
 from harness.failover.observe import (haproxy_backend_status, lease_holder, measure_until, node_ready,
                                       vip_on)
 from harness.steps.actions import NotYet, etcdctl, kubectl, run, unit_is_active, wait_until
+from harness.providers.base import Provider
 from harness.steps.context import StepContext
 
 
 @dataclass
 class Env:
     ctx: StepContext
-    provider: object  # harness.providers.vagrant.VagrantProvider
+    provider: Provider  # power_off (graceful, forced) and power_on: harness/providers/base.py
 
     @property
     def lab(self):
@@ -180,7 +181,7 @@ def _journal_since(env: Env, machine, unit: str, since: float | None) -> str:
 def _power_off(env: Env) -> dict:
     master = env.vrrp_master
     env.ctx.on(master).close()
-    return _takeover(env, lambda: env.provider.halt(master.name))
+    return _takeover(env, lambda: env.provider.power_off(master.name))
 
 
 def _hard_kill(env: Env) -> dict:
@@ -188,14 +189,11 @@ def _hard_kill(env: Env) -> dict:
     namespace), or a forced power-off of a VM. keepalived gets no chance to send priority 0."""
     master = env.vrrp_master
     env.ctx.on(master).close()
-    if env.provider.name == "docker":
-        from harness.providers.docker import container_name, run_docker
-        return _takeover(env, lambda: run_docker(["kill", container_name(env.lab, master.name)]))
-    return _takeover(env, lambda: env.provider.vagrant.halt(vm_name=master.name, force=True))
+    return _takeover(env, lambda: env.provider.power_off(master.name, force=True))
 
 
 def _restore_power(env: Env) -> None:
-    env.provider.up(env.vrrp_master.name)
+    env.provider.power_on(env.vrrp_master.name)
     env.ctx.on(env.vrrp_master).close()
 
 
@@ -456,7 +454,7 @@ def _leaders_back(env: Env) -> None:
 def _power_off_node(env: Env) -> dict:
     victim, witness = env.lab.nodes[-1], env.lab.nodes[0]
     env.ctx.on(victim).close()
-    env.provider.halt(victim.name)
+    env.provider.power_off(victim.name)
     not_ready = measure_until(lambda: node_ready(env.ctx, victim.node_name) != "True", 120, 2)
     cluster_ip = kubectl(env.ctx, "scenario", "get svc nginx-ds -o jsonpath={.spec.clusterIP}").stdout.strip()
     answers = [("Welcome to nginx!" in _sh(env, witness, f"curl -s -m 3 http://{cluster_ip}/", check=False).stdout)
@@ -467,7 +465,7 @@ def _power_off_node(env: Env) -> dict:
 
 def _restore_node(env: Env) -> None:
     victim = env.lab.nodes[-1]
-    env.provider.up(victim.name)
+    env.provider.power_on(victim.name)
     env.ctx.on(victim).close()
 
 
@@ -578,7 +576,7 @@ def _node_is_ready(env: Env) -> list[str]:
 
 def _halt(env: Env, machine) -> None:
     env.ctx.on(machine).close()
-    env.provider.halt(machine.name)
+    env.provider.power_off(machine.name)
 
 
 def _leader_stop(component: str) -> Callable[[Env], None]:
