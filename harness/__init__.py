@@ -18,4 +18,10 @@ def _data_root() -> Path:
 
 
 REPO_ROOT = _data_root()
+
+
+def artifacts_root() -> Path:
+    """Where runs leave their artifacts: $K8S_HA_LAB_ARTIFACTS, else the repo's artifacts/."""
+    import os
+    return Path(os.environ.get("K8S_HA_LAB_ARTIFACTS", REPO_ROOT / "artifacts"))
 __version__ = "0.1.0"

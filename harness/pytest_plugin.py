@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, machines as lifecycle
+from harness import REPO_ROOT, artifacts_root, machines as lifecycle
 from harness.errors import UserError
 from harness.lab import Lab, Machine
 from harness.labfile import load_lab
@@ -69,8 +69,7 @@ def _load(config) -> Lab:
 
 
 def artifacts_dir(config) -> Path:
-    root = Path(os.environ.get("K8S_HA_LAB_ARTIFACTS", REPO_ROOT / "artifacts"))
-    return root / config.stash[_run_id_key]
+    return artifacts_root() / config.stash[_run_id_key]
 
 
 def _parametrized_by_test(metafunc, name: str) -> bool:

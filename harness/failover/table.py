@@ -8,10 +8,9 @@ its session and leaves it beside the reports as `table.md`. Markdown, so it can 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from harness import REPO_ROOT
+from harness import artifacts_root
 from harness.errors import UserError
 from harness.failover import bounds
 from harness.failover.rounding import seconds
@@ -19,11 +18,6 @@ from harness.failover.runner import ScenarioResult, load_results, problems, read
 
 TABLE_FILE = "table.md"
 HEADER = ("scenario", "figure", "bound", "direction", "allowed (slack rule)", "measured", "verdict")
-
-
-def artifacts_root() -> Path:
-    """Where the runs are: $K8S_HA_LAB_ARTIFACTS, as in the pytest plugin, else the repo's artifacts/."""
-    return Path(os.environ.get("K8S_HA_LAB_ARTIFACTS", REPO_ROOT / "artifacts"))
 
 
 def _holds_results(folder: Path) -> bool:

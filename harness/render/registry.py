@@ -144,17 +144,21 @@ def hosts_toml_path(lab: Lab) -> str:
     return f"{CERTS_D}/{lab.registry_host}/hosts.toml"
 
 
-def hosts_toml(lab: Lab) -> str:
+def hosts_toml(lab: Lab, server: str | None = None, authorization: str | None = None,
+               comment: str = "pulls from the lab registry verify its certificate with the lab CA.") -> str:
     """containerd's per-registry config: the registry's certificate verified against the lab CA
-    (no insecure-registry, no skip_verify)."""
+    (no insecure-registry, no skip_verify). `server`: another registry name served by the lab
+    registry (the conformance run's e2e prefix), `authorization` a header value sent with every
+    request for it."""
     host = f"https://{lab.registry_host}"
-    return f"""# Rendered by k8s-ha-lab: pulls from the lab registry verify its certificate with the lab CA.
-server = "{host}"
+    header = f'  [host."{host}".header]\n    Authorization = "{authorization}"\n' if authorization else ""
+    return f"""# Rendered by k8s-ha-lab: {comment}
+server = "https://{server or lab.registry_host}"
 
 [host."{host}"]
   capabilities = ["pull", "resolve"]
   ca = "{SSL_DIR}/ca.pem"
-"""
+{header}"""
 
 
 # --- the registry in the cluster -----------------------------------------------------------------

@@ -59,23 +59,19 @@ def test_services_are_installed_without_starting(fake_apt):
     assert not policy.exists()  # the host had none; none is left
 
 
-def test_the_hosts_own_policy_is_put_back_unchanged(fake_apt):
+@pytest.mark.parametrize("host_policy, package", [
+    ("#!/bin/sh\n# the host's own policy\nexit 0\n", "haproxy"),
+    # a host policy that already says no is left alone too
+    ("#!/bin/sh\n# site policy: never start anything\nexit 101\n", "keepalived"),
+])
+def test_the_hosts_own_policy_is_put_back_unchanged(fake_apt, host_policy, package):
     run, policy = fake_apt
-    policy.write_text("#!/bin/sh\n# the host's own policy\nexit 0\n")
+    policy.write_text(host_policy)
     policy.chmod(0o755)
     before = policy.read_bytes()
-    assert run("haproxy")[0] == "install haproxy policy=101"
+    assert run(package)[0] == f"install {package} policy=101"
     assert policy.read_bytes() == before and os.access(policy, os.X_OK)
     assert not Path(f"{policy}.saved").exists()
-
-
-def test_a_host_policy_that_already_says_no_is_left_alone(fake_apt):
-    run, policy = fake_apt
-    policy.write_text("#!/bin/sh\n# site policy: never start anything\nexit 101\n")
-    policy.chmod(0o755)
-    before = policy.read_bytes()
-    assert run("keepalived")[0] == "install keepalived policy=101"
-    assert policy.read_bytes() == before
 
 
 def test_installed_packages_are_not_touched(fake_apt):
