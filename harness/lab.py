@@ -20,6 +20,18 @@ IPv4Network = ipaddress.IPv4Network
 
 
 @dataclass(frozen=True)
+class SshLogin:
+    """How the harness logs in to a machine it did not create (the ssh provider).
+
+    Machines the harness creates get the lab's own key as root on their lab IP; a machine that
+    already exists says here where and as whom: a non-root user needs password-less sudo."""
+    address: str  # host name or IP to connect to (the lab IP unless the lab file says otherwise)
+    user: str
+    port: int
+    key: Path  # the private key file, on the host running the harness
+
+
+@dataclass(frozen=True)
 class Machine:
     name: str
     ip: IPv4Address
@@ -27,6 +39,7 @@ class Machine:
     node_name: str  # the Kubernetes node name; the guide calls master03 "node03" as a worker
     cpus: int
     memory_mb: int
+    ssh: SshLogin | None = None  # None: a machine the provider made, reached as root on its IP
 
     def has(self, role: str) -> bool:
         return role in self.roles
