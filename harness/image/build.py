@@ -109,36 +109,45 @@ def build_image(recipe: Recipe, force: bool = False, mirror: str | None = None,
     started = time.monotonic()
     if not force and image_exists(recipe.tag):
         return BuildResult(recipe.tag, False, time.monotonic() - started, ())
-    mirror = debian_mirror(recipe.suite, mirror)  # --mirror, $K8S_HA_LAB_DEBIAN_MIRROR, the host's apt
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    steps: list[str] = []
-    if force or not recipe.rootfs_tarball.exists():
-        work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=CACHE_DIR))
-        root = work / "root"
-        try:
-            if force or not recipe.base_tarball.exists():
-                log(f"debootstrap {recipe.suite} ({len(recipe.packages)} packages) from {mirror}")
-                _debootstrap(recipe, root, mirror)
-                _write_tar(root, recipe.base_tarball)
-                steps.append("debootstrap")
-            else:
-                log(f"reusing {recipe.base_tarball}")
-                root.mkdir()
-                _run("unpacking the debootstrap cache",
-                     ["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-xpf",
-                      str(recipe.base_tarball)])
-            log("customizing the root filesystem")
-            _customize(recipe, root)
-            _write_tar(root, recipe.rootfs_tarball)
-            steps.append("customize")
-        finally:
-            _unmount_below(work)
-            shutil.rmtree(work, ignore_errors=True)
+    steps = build_rootfs(recipe, force, mirror, log)
     log(f"docker import {recipe.tag}")
     _import(recipe, recipe.rootfs_tarball)
     steps.append("import")
     prune_stale(recipe, log)
     return BuildResult(recipe.tag, True, time.monotonic() - started, tuple(steps))
+
+
+def build_rootfs(recipe: Recipe, force: bool = False, mirror: str | None = None,
+                 log: Log = lambda line: None) -> list[str]:
+    """The customized root filesystem as a tarball (the image's content; the libvirt box is
+    made from it too). Returns the steps that were done, none when it was cached."""
+    steps: list[str] = []
+    if not force and recipe.rootfs_tarball.exists():
+        return steps
+    mirror = debian_mirror(recipe.suite, mirror)  # --mirror, $K8S_HA_LAB_DEBIAN_MIRROR, the host's apt
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=CACHE_DIR))
+    root = work / "root"
+    try:
+        if force or not recipe.base_tarball.exists():
+            log(f"debootstrap {recipe.suite} ({len(recipe.packages)} packages) from {mirror}")
+            _debootstrap(recipe, root, mirror)
+            _write_tar(root, recipe.base_tarball)
+            steps.append("debootstrap")
+        else:
+            log(f"reusing {recipe.base_tarball}")
+            root.mkdir()
+            _run("unpacking the debootstrap cache",
+                 ["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-xpf",
+                  str(recipe.base_tarball)])
+        log("customizing the root filesystem")
+        _customize(recipe, root)
+        _write_tar(root, recipe.rootfs_tarball)
+        steps.append("customize")
+    finally:
+        _unmount_below(work)
+        shutil.rmtree(work, ignore_errors=True)
+    return steps
 
 
 def prune_stale(recipe: Recipe, log: Log = lambda line: None) -> None:

@@ -23,6 +23,7 @@ from harness import REPO_ROOT
 from harness.errors import ProviderError, UserError
 from harness.lab import Lab
 from harness.preflight import Host
+from harness.providers import libvirt
 from harness.providers.base import FORCED_POWER_OFF, POWER_OFF, POWER_ON, MachineState
 
 VAGRANT_DIR = REPO_ROOT / "vagrant"
@@ -56,16 +57,6 @@ def check_virtualbox(host: Host, lab: Lab) -> None:
     if not any(lab.network.subnet_of(net) for net in allowed):
         raise UserError(f"VirtualBox: host-only network {lab.network} is not allowed; add the line "
                         f"`* {lab.network}` to {VBOX_NETWORKS_CONF}")
-
-
-def check_libvirt(host: Host) -> None:
-    if not host.which("virsh"):
-        raise UserError("virsh: not found on PATH; install libvirt with "
-                        "`apt-get install libvirt-daemon-system libvirt-clients`")
-    proc = host.run(["vagrant", "plugin", "list"])
-    if "vagrant-libvirt" not in proc.stdout:
-        raise UserError("vagrant-libvirt: plugin not installed; install it with "
-                        "`apt-get install vagrant-libvirt`")
 
 
 class VagrantProvider:
@@ -231,7 +222,44 @@ class VirtualBoxProvider(VagrantProvider):
 
 
 class LibvirtProvider(VagrantProvider):
+    """vagrant-libvirt: KVM where the host has it, TCG otherwise, booting the box made from the
+    node image (harness/image/box.py) unless $K8S_HA_LAB_BOX names a stock one. What libvirt
+    itself says (domains, volumes, the lab's bridge) comes from harness/providers/libvirt.py."""
+
     name = "libvirt"
 
+    def vagrantfile_settings(self) -> dict:
+        from harness.transport import ensure_lab_key
+
+        return {"libvirt": libvirt.settings(self.lab, ensure_lab_key(self.state_dir).public_line)}
+
     def host_checks(self, host: Host) -> None:
-        check_libvirt(host)
+        libvirt.check_libvirt(host, libvirt.libvirt_driver())
+
+    def own_host_interfaces(self, host: Host) -> set[str]:
+        bridge = libvirt.network_bridge(self.lab)
+        return {bridge} if bridge else set()
+
+    def prepare(self, log: Callable[[str], None] = print) -> None:
+        """The local box: built into the cache when missing, then added to Vagrant once. Boxes
+        of older recipes are left to `vagrant box prune` (one may still back a VM)."""
+        if os.environ.get(libvirt.BOX_ENV):
+            return
+        from harness.image.box import box_recipe, build_box
+
+        recipe = box_recipe()
+        build_box(recipe, log=log)  # instant when the recipe's box is cached
+        boxes = {box.name for box in self._call("box list", self.vagrant.box_list)
+                 if box.provider == self.name}
+        if recipe.name not in boxes:
+            log(f"vagrant box add {recipe.name}")
+            self._call(f"box add {recipe.name}", self.vagrant.box_add, recipe.name, str(recipe.box_file))
+
+    def cleanup(self) -> list[str]:
+        return libvirt.remove_leftovers(self.lab)
+
+    def leftovers(self) -> list[str]:
+        return libvirt.leftovers(self.lab)
+
+    def inspect(self) -> dict[str, str]:
+        return libvirt.inspect(self.lab)
