@@ -49,7 +49,8 @@ def detect_provider(which: Callable[[str], str | None] = shutil.which,
     """Real VMs where the host has a hypervisor, systemd containers otherwise.
 
     `$K8S_HA_LAB_PROVIDER` wins. VirtualBox needs its kernel driver, libvirt its daemon's
-    socket; without either, docker is the fallback (and preflight says if it is missing).
+    socket and hardware KVM; without either, docker is the fallback (and preflight says if it
+    is missing).
     """
     chosen = os.environ.get(PROVIDER_ENV)
     if chosen:
@@ -57,7 +58,9 @@ def detect_provider(which: Callable[[str], str | None] = shutil.which,
         return chosen
     if which("VBoxManage") and exists("/dev/vboxdrv"):
         return "virtualbox"
-    if which("virsh") and exists("/var/run/libvirt/libvirt-sock"):
+    # libvirt without hardware KVM would be TCG: far too slow for a lab, so only on request.
+    from harness.providers.libvirt import hardware_kvm
+    if which("virsh") and exists("/var/run/libvirt/libvirt-sock") and hardware_kvm(exists):
         return "libvirt"
     return "docker"
 

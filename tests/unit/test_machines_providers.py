@@ -28,7 +28,8 @@ def test_known_providers_resolve_to_classes():
 @pytest.mark.parametrize("tools, files, expected", [
     ({"VBoxManage"}, {"/dev/vboxdrv"}, "virtualbox"),
     ({"VBoxManage"}, set(), "docker"),  # installed but no kernel driver: unusable
-    ({"virsh"}, {"/var/run/libvirt/libvirt-sock"}, "libvirt"),
+    ({"virsh"}, {"/var/run/libvirt/libvirt-sock", "/dev/kvm", "/sys/module/kvm_intel"}, "libvirt"),
+    ({"virsh"}, {"/var/run/libvirt/libvirt-sock", "/dev/kvm", "/sys/module/kvm_pvm"}, "docker"),  # TCG: on request only
     (set(), set(), "docker"),
 ])
 def test_detection_prefers_real_vms(monkeypatch, tools, files, expected):
