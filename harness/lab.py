@@ -139,6 +139,9 @@ class Lab:
     addons: tuple[str, ...] = ADDONS  # the add-on steps this lab runs, in ADDONS order
     ingress: Ingress | None = None  # set by harness.validate (defaults derived from the lab)
     registry: Registry | None = None
+    # The lab file's provider section: "ssh" for machines that already exist (each machine then
+    # has `ssh`); None lets the host decide (VMs or systemd containers the harness makes).
+    provider: str | None = None
 
     def has_addon(self, name: str) -> bool:
         return name in self.addons

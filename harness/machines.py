@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from harness import preflight
 from harness.progress import phase, report
 from harness.lab import Lab
-from harness.providers import forget_provider, remember_provider, resolve_provider
+from harness.providers import EXISTING_MACHINES, forget_provider, remember_provider, resolve_provider
 from harness.providers.base import Provider
 from harness.state import lab_state_dir
 from harness.transport import lab_transports, write_ssh_config
@@ -122,12 +122,15 @@ def _up(lab: Lab, provider_name: str | None, host: preflight.Host | None) -> dic
         states = provider.list_machines()
         running = {s.name for s in states if s.running}
         note(f"{len(running)}/{len(states)} running")
-    with phase(f"[{lab.name} > preflight] memory, {lab.network}"):
-        running_mb = sum(m.memory_mb for m in lab.machines if m.name in running)
-        preflight.check_memory(host, lab, running_mb)
-        preflight.check_subnet(host, lab, provider.own_host_interfaces(host))
+    existing = provider.name in EXISTING_MACHINES
+    if not existing:  # machines made on this host need its memory and a free subnet
+        with phase(f"[{lab.name} > preflight] memory, {lab.network}"):
+            running_mb = sum(m.memory_mb for m in lab.machines if m.name in running)
+            preflight.check_memory(host, lab, running_mb)
+            preflight.check_subnet(host, lab, provider.own_host_interfaces(host))
     remember_provider(state_dir, provider.name)
-    to_start = [s.name for s in states if not s.running]
+    # Existing machines all run; each is still prepared (its baseline recorded, once).
+    to_start = [s.name for s in states if existing or not s.running]
     if to_start:
         _start(lab, provider, to_start)
     write_ssh_config(lab, state_dir)

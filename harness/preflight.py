@@ -4,7 +4,8 @@ Each check raises UserError with one line that names what is missing and how to 
 prints it and exits 2. The host is reached through a small `Host` object so the checks can be
 tested with a fake one, without Docker or Vagrant. What a provider needs (vagrant, a docker
 daemon, a hypervisor) is that provider's `sanity_checks`; this module holds what every lab
-needs whatever makes its machines: memory and a free subnet.
+needs whatever makes its machines on this host: memory and a free subnet (machines that already
+exist elsewhere, the ssh provider's, need neither).
 """
 
 from __future__ import annotations
@@ -82,12 +83,14 @@ def sanity_checks(lab: Lab, provider: "str | Provider", host: Host | None = None
                   already_running_mb: int = 0) -> None:
     """Everything the host must have before `up`: the provider's own checks, then memory and
     the subnet. The first thing missing raises UserError."""
-    from harness.providers import provider_class
+    from harness.providers import EXISTING_MACHINES, provider_class
     from harness.state import state_root
 
     host = host or Host()
     if isinstance(provider, str):  # a provider only looks at the host here: no state folder made
         provider = provider_class(provider)(lab, state_root() / lab.name)
     provider.sanity_checks(host)
+    if provider.name in EXISTING_MACHINES:
+        return  # the machines run elsewhere: this host's memory and subnets are not theirs
     check_memory(host, lab, already_running_mb)
     check_subnet(host, lab, provider.own_host_interfaces(host))

@@ -6,19 +6,21 @@ Every refusal is a LabError whose message starts with the field path (`machines[
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from harness.errors import LabError
 from harness.lab import (ADDONS, ROLES, Autoscaling, Cluster, Flannel, Haproxy, Ingress, Keepalived, Lab,
-                         Machine, Pki, Registry)
+                         Machine, Pki, Registry, SshLogin)
 from harness.versions import Versions
 
 TOP_FIELDS = {"name", "network", "vip", "master_url", "api_port", "vip_port", "machines",
               "cluster", "flannel", "keepalived", "haproxy", "pki", "resources", "versions",
-              "addons", "autoscaling", "ingress", "registry"}
+              "addons", "autoscaling", "ingress", "registry", "provider"}
 # The guide's token: 16 random bytes as hex (`head -c 16 /dev/urandom | od -An -t x`).
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -129,7 +131,7 @@ def _machines(data: dict, network: ipaddress.IPv4Network, resources: dict) -> tu
         where = f"machines[{i}]"
         if not isinstance(item, dict):
             raise LabError(where, "must be a mapping with name, ip and roles")
-        _no_unknown(item, {"name", "ip", "roles", "node_name", "cpus", "memory_mb"}, where)
+        _no_unknown(item, {"name", "ip", "roles", "node_name", "cpus", "memory_mb", "ssh"}, where)
         name = str(_need(item, "name", where))
         if not NAME_RE.fullmatch(name):
             raise LabError(f"{where}.name", f"{name!r} is not a valid hostname (lowercase, digits, '-')")
@@ -160,6 +162,109 @@ def _machines(data: dict, network: ipaddress.IPv4Network, resources: dict) -> tu
         memory = _int(item.get("memory_mb", sizing.get("memory_mb", 1024)), f"{where}.memory_mb", 256, 1 << 20)
         machines.append(Machine(name, ip, tuple(roles), node_name, cpus, memory))
     return tuple(machines)
+
+
+# A user name as POSIX allows it (portable filename characters, not starting with '-'), at most
+# 32 characters as Linux's utmp holds; an all-digit name would read as a UID.
+USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
+SSH_FIELDS = {"address", "user", "key", "port"}
+
+
+def _address(value: Any, where: str) -> str:
+    """An IP address (v4 or v6) or a host name of RFC 1123 labels (any case)."""
+    text = str(value)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if len(text) > 253 or not all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", x)
+                                  for x in labels) or labels[-1].isdigit():
+        raise LabError(where, f"{text!r} is neither an IP address nor a host name")
+    return text
+
+
+def _user(value: Any, where: str) -> str:
+    text = str(value)
+    if not USER_RE.fullmatch(text) or text.isdigit():
+        raise LabError(where, f"{text!r} is not a user name (letters, digits, '.', '_', '-'; "
+                              "at most 32; not starting with '-' or '.', not all digits)")
+    return text
+
+
+def _key(value: Any, where: str, source: Path | None) -> Path:
+    """The private key file on the host that runs the harness; `~` expands and a relative path
+    is read from the lab file's folder, so a lab and its key can travel together."""
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_absolute():
+        path = (Path(source).resolve().parent if source else Path.cwd()) / path
+    if not path.exists():
+        raise LabError(where, f"{str(value)!r} does not exist ({path})")
+    if not path.is_file():
+        raise LabError(where, f"{str(value)!r} is not a file ({path})")
+    return path
+
+
+def _provider(data: dict, source: Path | None) -> tuple[str | None, dict]:
+    """The provider section: its name, and for ssh the login every machine gets by default."""
+    raw = _section(data, "provider", {"name"} | SSH_FIELDS - {"address"}, required=False)
+    if not raw:
+        return None, {}
+    from harness.providers import PROVIDERS
+
+    name = str(_need(raw, "name", "provider"))
+    if name not in PROVIDERS:
+        raise LabError("provider.name", f"unknown provider {name!r} (known: {', '.join(sorted(PROVIDERS))})")
+    if name != "ssh":
+        extra = sorted(set(raw) - {"name"})
+        if extra:
+            raise LabError(f"provider.{extra[0]}", f"only the ssh provider logs in to existing machines; "
+                                                   f"provider {name} makes its own")
+    # Checked here even when every machine overrides them: a wrong default is still wrong.
+    if raw.get("user") is not None:
+        _user(raw["user"], "provider.user")
+    if raw.get("port") is not None:
+        _int(raw["port"], "provider.port", 1, 65535)
+    if raw.get("key") not in (None, ""):
+        _key(raw["key"], "provider.key", source)
+    return name, raw
+
+
+def _ssh_logins(data: dict, machines: tuple[Machine, ...], provider: str | None, defaults: dict,
+                source: Path | None) -> tuple[Machine, ...]:
+    """Each machine's login for the ssh provider: the provider section's user, key and port,
+    overridden per machine by `ssh:`; the address is the lab IP unless given."""
+    out = []
+    for i, (machine, item) in enumerate(zip(machines, data["machines"])):
+        where = f"machines[{i}].ssh"
+        own = item.get("ssh")
+        if own is not None and provider != "ssh":
+            raise LabError(where, "is only for machines of the ssh provider (provider: {name: ssh, ...})")
+        if provider != "ssh":
+            out.append(machine)
+            continue
+        if own is None:
+            own = {}
+        if not isinstance(own, dict):
+            raise LabError(where, f"must be a mapping with {', '.join(sorted(SSH_FIELDS))}")
+        _no_unknown(own, SSH_FIELDS, where)
+
+        def pick(key: str, default=None):
+            if own.get(key) is not None:
+                return own[key], f"{where}.{key}"
+            if defaults.get(key) is not None:
+                return defaults[key], f"provider.{key}"
+            return default, f"{where}.{key}"
+        address = _address(*pick("address", str(machine.ip)))
+        user = _user(*pick("user", "root"))
+        port = _int(*pick("port", 22), 1, 65535)
+        key_value, key_where = pick("key")
+        if key_value in (None, ""):
+            raise LabError("provider.key", f"is required: the private key the harness logs in to "
+                                           f"{machine.name} with (or machines[{i}].ssh.key)")
+        key = _key(key_value, key_where, source)
+        out.append(dataclasses.replace(machine, ssh=SshLogin(address, user, port, key)))
+    return tuple(out)
 
 
 def _resources(data: dict) -> dict:
@@ -366,6 +471,8 @@ def build_lab(data: dict, versions: Versions, source: Path | None = None) -> Lab
     network = _net(_need(net_raw, "cidr", "network"), "network.cidr")
     interface = _interface(net_raw.get("interface", "eth1"), "network.interface")
     machines = _machines(data, network, _resources(data))
+    provider, login_defaults = _provider(data, source)
+    machines = _ssh_logins(data, machines, provider, login_defaults, source)
     vip = _ip(_need(data, "vip", "lab"), "vip")
     _check_topology(machines, network, vip)
     master_url = _domain(_need(data, "master_url", "lab"), "master_url")  # /etc/hosts, certificates
@@ -381,4 +488,5 @@ def build_lab(data: dict, versions: Versions, source: Path | None = None) -> Lab
                machines=machines, cluster=cluster, flannel=_flannel(data, cluster),
                keepalived=_keepalived(data, lbs), haproxy=haproxy, pki=_pki(data),
                versions=versions, autoscaling=_autoscaling(data), addons=_addons(data),
-               ingress=_ingress(data, master_url), registry=_registry(data, cluster, machines))
+               ingress=_ingress(data, master_url), registry=_registry(data, cluster, machines),
+               provider=provider)

@@ -14,7 +14,7 @@ def test_unknown_provider_names_the_known_ones():
         provider_class("hyperv")
     message = str(caught.value)
     assert "hyperv" in message
-    assert "docker, libvirt, virtualbox" in message
+    assert "docker, libvirt, ssh, virtualbox" in message
     assert caught.value.exit_status == 2
     assert "\n" not in message
 

@@ -132,6 +132,34 @@ BAD_LABS = [
     ("flannel-backend-injection", "flannel.backend", "vxlan\"}", "flannel.backend: unknown backend"),
     ("version-injection", "versions", {"kubernetes": {"version": "v1.37.2; id"}},
      "versions.kubernetes.version: 'v1.37.2; id' is not a version"),
+    # issue 13: the ssh provider's section (`key: lab.yaml` is the lab file itself: a file that exists)
+    ("provider-unknown", "provider", {"name": "hyperv"}, "provider.name: unknown provider 'hyperv'"),
+    ("provider-no-name", "provider", {"user": "root", "key": "lab.yaml"}, "provider.name: is required"),
+    ("provider-not-mapping", "provider", "ssh", "provider: must be a mapping"),
+    ("provider-docker-login", "provider", {"name": "docker", "user": "root"},
+     "provider.user: only the ssh provider logs in to existing machines"),
+    ("provider-unknown-field", "provider", {"name": "ssh", "key": "lab.yaml", "password": "x"},
+     "provider.password: unknown field"),
+    ("ssh-key-required", "provider", {"name": "ssh"}, "provider.key: is required"),
+    ("ssh-key-missing", "provider", {"name": "ssh", "key": "no-such-key"},
+     "provider.key: 'no-such-key' does not exist"),
+    ("ssh-key-directory", "provider", {"name": "ssh", "key": "."}, "provider.key: '.' is not a file"),
+    ("ssh-user-injection", "provider", {"name": "ssh", "key": "lab.yaml", "user": "root;id"},
+     "provider.user: 'root;id' is not a user name"),
+    ("ssh-user-option", "provider", {"name": "ssh", "key": "lab.yaml", "user": "-oProxyCommand=id"},
+     "provider.user: '-oProxyCommand=id' is not a user name"),
+    ("ssh-user-numeric", "provider", {"name": "ssh", "key": "lab.yaml", "user": 1000},
+     "provider.user: '1000' is not a user name"),
+    ("ssh-user-too-long", "provider", {"name": "ssh", "key": "lab.yaml", "user": "a" * 33},
+     "provider.user: '" + "a" * 33 + "' is not a user name"),
+    ("ssh-port-zero", "provider", {"name": "ssh", "key": "lab.yaml", "port": 0},
+     "provider.port: must be an integer from 1 to 65535, got 0"),
+    ("ssh-port-high", "provider", {"name": "ssh", "key": "lab.yaml", "port": 65536},
+     "provider.port: must be an integer from 1 to 65535, got 65536"),
+    ("ssh-port-text", "provider", {"name": "ssh", "key": "lab.yaml", "port": "22; id"},
+     "provider.port: must be an integer from 1 to 65535, got '22; id'"),
+    ("machine-ssh-without-provider", "machines.0.ssh", {"address": "10.0.0.1"},
+     "machines[0].ssh: is only for machines of the ssh provider"),
 ]
 
 
@@ -143,6 +171,63 @@ def test_bad_lab_exits_2_naming_the_field(seed_data, write_lab, capsys, path, va
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}"), err
     assert err.count("\n") == 1, f"expected one line, got: {err!r}"
+
+
+SSH_PROVIDER = {"name": "ssh", "user": "admin", "key": "lab.yaml"}
+
+
+@pytest.mark.parametrize("login,message", [
+    ({"address": "host;id"}, "machines[1].ssh.address: 'host;id' is neither an IP address nor a host name"),
+    ({"address": "-oProxyCommand=id"}, "machines[1].ssh.address: '-oProxyCommand=id' is neither"),
+    ({"address": "host name"}, "machines[1].ssh.address: 'host name' is neither"),
+    ({"address": "10.0.0.300"}, "machines[1].ssh.address: '10.0.0.300' is neither"),
+    ({"address": "a" * 64 + ".example.org"}, "machines[1].ssh.address: '" + "a" * 64),
+    ({"user": "ad min"}, "machines[1].ssh.user: 'ad min' is not a user name"),
+    ({"user": ".hidden"}, "machines[1].ssh.user: '.hidden' is not a user name"),
+    ({"port": -1}, "machines[1].ssh.port: must be an integer from 1 to 65535, got -1"),
+    ({"port": True}, "machines[1].ssh.port: must be an integer from 1 to 65535, got True"),
+    ({"key": "missing.pem"}, "machines[1].ssh.key: 'missing.pem' does not exist"),
+    ({"key": "/"}, "machines[1].ssh.key: '/' is not a file"),
+    ({"hostname": "x"}, "machines[1].ssh.hostname: unknown field (allowed: address, key, port, user)"),
+    ("10.0.0.1", "machines[1].ssh: must be a mapping with address, key, port, user"),
+], ids=["address-injection", "address-option", "address-space", "address-bad-ip", "address-long-label",
+        "user-space", "user-dot", "port-negative", "port-bool", "key-missing", "key-directory",
+        "unknown-field", "not-mapping"])
+def test_bad_machine_logins_exit_2_naming_the_field(seed_data, write_lab, capsys, login, message):
+    data = dict(copy.deepcopy(seed_data), provider=dict(SSH_PROVIDER))
+    data["machines"][1]["ssh"] = login
+    assert main(["validate", str(write_lab(data))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}"), err
+    assert err.count("\n") == 1
+
+
+def test_an_ssh_lab_gets_a_login_per_machine(seed_data, write_lab, tmp_path, monkeypatch):
+    """Defaults: the provider section's user, key and port, the machine's lab IP; a machine's
+    `ssh:` overrides any of them; a relative key is read from the lab file's folder."""
+    from harness.labfile import load_lab
+
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "lab").write_text("not checked here\n")
+    (tmp_path / "other").write_text("x\n")
+    monkeypatch.chdir("/")   # relative to the lab file, not to where the command runs
+    data = dict(copy.deepcopy(seed_data), provider={"name": "ssh", "user": "admin", "key": "keys/lab"})
+    data["machines"][2]["ssh"] = {"address": "Node-3.example.org", "port": 2222, "user": "root",
+                                  "key": str(tmp_path / "other")}
+    data["machines"][3]["ssh"] = {"address": "fd00::3"}
+    lab = load_lab(write_lab(data))
+    assert lab.provider == "ssh"
+    first, third, fourth = lab.machines[0].ssh, lab.machines[2].ssh, lab.machines[3].ssh
+    assert (first.address, first.user, first.port, first.key) == \
+        (str(lab.machines[0].ip), "admin", 22, tmp_path / "keys" / "lab")
+    assert (third.address, third.user, third.port, third.key) == ("Node-3.example.org", "root", 2222, tmp_path / "other")
+    assert (fourth.address, fourth.user) == ("fd00::3", "admin")
+    for machine in lab.machines:
+        assert SHELL_SAFE.fullmatch(machine.ssh.address) and SHELL_SAFE.fullmatch(machine.ssh.user)
+
+
+def test_a_lab_without_a_provider_section_has_no_logins(seed_lab):
+    assert seed_lab.provider is None and all(m.ssh is None for m in seed_lab.machines)
 
 
 def _with_roles(seed_data, roles_by_index):
