@@ -95,6 +95,8 @@ def break_drill(lab: Lab, name: str, registry: dict, out=print) -> int:
         raise UserError(f"scenario break {name}: drill {state['name']} is already broken on lab {lab.name} "
                         f"(since {state['broken_at']}); `scenario verify` or `scenario restore` it first")
     env = lab.env()
+    from harness.failover.scenarios import require_power
+    require_power(env, scenario)   # a provider without power control refuses before anything breaks
     already = scenario.drill.fixed(env)
     if already:
         raise UserError(f"scenario break {name}: lab {lab.name} is not healthy to start from: {already[0]}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.failover import bounds
 from harness.failover.probe import Probe, ProbeResult
-from harness.failover.scenarios import SCENARIOS, Env
+from harness.failover.scenarios import SCENARIOS, Env, require_power
 
 BASELINE_S = 3.0     # probe time before the break, so the report shows the lab healthy first
 SETTLE_S = 8.0       # probe time after the measurement, before restoring
@@ -97,6 +97,7 @@ def run_scenario(env: Env, name: str, out_dir: Path | None = None) -> ScenarioRe
     from harness.steps.runner import run_steps
 
     scenario = SCENARIOS[name]
+    require_power(env, scenario)   # before the probe starts: a provider without power control refuses
     bound = scenario.bound(env)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     probe = Probe(env.lab, env.ctx.pki_dir).start()

@@ -32,7 +32,7 @@ from harness.failover import ingress_scenario
 from harness.failover.observe import (haproxy_backend_status, lease_holder, measure_until, node_ready,
                                       vip_on)
 from harness.steps.actions import NotYet, etcdctl, kubectl, run, unit_is_active, wait_until
-from harness.providers.base import Provider
+from harness.providers.base import FORCED_POWER_OFF, POWER_OFF, POWER_ON, Provider, require_capability
 from harness.steps.context import StepContext
 
 
@@ -81,6 +81,14 @@ class Scenario:
     measure: str = ""             # the figure the bound governs: a key of facts or probe summary
     invariants: Callable[[dict, dict], list[str]] = field(default=_no_invariants)
     drill: Drill | None = None
+    needs: tuple[str, ...] = ()   # the provider's power capabilities it uses (harness.providers.base)
+
+
+def require_power(env: Env, scenario: Scenario) -> None:
+    """Before anything is broken: one line, exit 2, when the provider cannot switch machines
+    off or on the way this scenario does (the ssh provider's existing machines)."""
+    for capability in scenario.needs:
+        require_capability(env.provider, capability, f"scenario {scenario.name}")
 
 
 def _sh(env: Env, machine, command: str, check: bool = True):
@@ -659,10 +667,10 @@ DRILLS = {
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("master-poweroff", "master01 powered off (vagrant halt)",
              lambda e: bounds.vrrp_priority_zero(e.lab), _power_off, _restore_power,
-             measure="vrrp_takeover_s", invariants=_vip_moved),
+             measure="vrrp_takeover_s", invariants=_vip_moved, needs=(POWER_OFF, POWER_ON)),
     Scenario("master-hard-kill", "master01 killed without a shutdown (docker kill / forced power-off)",
              lambda e: bounds.vrrp_master_down(e.lab), _hard_kill, _restore_power,
-             measure="since_break_s", invariants=_vip_moved),
+             measure="since_break_s", invariants=_vip_moved, needs=(FORCED_POWER_OFF, POWER_ON)),
     Scenario("haproxy-dies", "haproxy dies on master01",
              lambda e: bounds.vrrp_track_script(e.lab), _stop_haproxy, _start_haproxy,
              measure="since_break_s", invariants=_vip_moved),
@@ -689,7 +697,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              measure="handoff_s", invariants=_one_clean_handoff),
     Scenario("node-poweroff", "node02 powered off",
              lambda e: bounds.node_not_ready(), _power_off_node, _restore_node,
-             measure="not_ready_after_s", invariants=_service_answered),
+             measure="not_ready_after_s", invariants=_service_answered, needs=(POWER_OFF, POWER_ON)),
     Scenario("master-partition", "master01 cut off the lab network",
              lambda e: bounds.vrrp_master_down(e.lab), _partition, _heal_partition,
              measure="vip_on_backup_after_s", invariants=_no_split_vip),
@@ -701,7 +709,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              invariants=etcd_restore_scenario.invariants),
     Scenario(registry_scenario.NAME, "the registry pod's node powered off", registry_scenario.bound,
              registry_scenario.act, registry_scenario.restore, measure="pull_works_again_s",
-             invariants=registry_scenario.invariants),
+             invariants=registry_scenario.invariants, needs=(POWER_OFF, POWER_ON)),
     Scenario(ingress_scenario.NAME, "one node's traefik killed (SIGKILL)", ingress_scenario.bound,
              ingress_scenario.act, ingress_scenario.restore, measure="failover_gap_s",
              invariants=ingress_scenario.invariants),

@@ -327,3 +327,39 @@ def test_every_script_parses(lab_file, tmp_path):
     # every footprint list reaches the scripts that act on it
     assert all(t in scripts["record"] for t in fp.TREES) and all(f in scripts["remove"] for f in fp.FILES)
     assert all(u in scripts["stop"] for u in fp.OWN_UNITS)
+
+
+# --- scenarios that need power control refuse on it ----------------------------------------------------
+def _power_helpers(module) -> set[str]:
+    import inspect
+    return {name for name, fn in vars(module).items()   # the private helpers, e.g. _halt
+            if name.startswith("_") and inspect.isfunction(fn) and "provider.power_" in inspect.getsource(fn)}
+
+
+def test_every_scenario_that_switches_machines_says_so():
+    """A scenario (or its drill) that powers a machine off or on lists the capabilities it needs,
+    so a provider without them refuses it before anything breaks."""
+    import inspect
+
+    from harness.failover import registry_scenario, scenarios
+    helpers = _power_helpers(scenarios) | _power_helpers(registry_scenario)
+    assert {"_halt", "_power_off_node"} <= helpers
+    for s in scenarios.SCENARIOS.values():
+        sources = [inspect.getsource(s.act)] + ([inspect.getsource(s.drill.breaks)] if s.drill else [])
+        powered = any("provider.power_" in src or any(h + "(" in src for h in helpers) for src in sources)
+        assert powered == bool(s.needs), f"{s.name}: needs={s.needs}"
+    assert {n for n, s in scenarios.SCENARIOS.items() if s.needs} == {
+        "master-poweroff", "master-hard-kill", "node-poweroff", "registry-node-lost"}
+
+
+def test_run_scenario_refuses_before_the_probe_starts(ssh_lab, tmp_path, monkeypatch):
+    from harness.failover import runner
+    from harness.failover.scenarios import Env
+
+    monkeypatch.setattr(runner, "Probe", lambda *a: pytest.fail("the probe started"))
+    env = Env(ctx=None, provider=ssh.SshProvider(ssh_lab, tmp_path))
+    with pytest.raises(UserError) as refused:
+        runner.run_scenario(env, "master-hard-kill")
+    assert str(refused.value) == ("scenario master-hard-kill needs a forced power-off, which provider ssh "
+                                  "does not offer (it offers: no power control)")
+    assert refused.value.exit_status == 2
