@@ -123,6 +123,17 @@ GO_RECIPES: dict[str, GoRecipe] = {
         ldflags=_kubernetes_ldflags,
         published=kubernetes_staging_version,
     ),
+    # The kubeadm baseline (harness/kubeadm_baseline/, a benchmark, not a product path): kubeadm
+    # from the same module, version, tags and ldflags as the cluster binaries above, under its
+    # own component so `artifacts build` without --only never builds it (catalog.py).
+    "kubeadm": GoRecipe(
+        component="kubeadm",
+        modules=("k8s.io/kubernetes",),
+        packages={"kubeadm": "k8s.io/kubernetes/cmd/kubeadm"},
+        tags=("selinux", "notest", "grpcnotrace"),
+        ldflags=_kubernetes_ldflags,
+        published=kubernetes_staging_version,
+    ),
     "etcd": GoRecipe(
         component="etcd",
         # The root module go.etcd.io/etcd/v3 is not served for v3.6.x; the etcd main package is
