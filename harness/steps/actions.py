@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
+import secrets
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -92,14 +94,23 @@ def _local_sha256(path: Path, size: int, mtime: float) -> str:
 
 
 def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode: int = 0o755) -> None:
-    """Copy a (large) local file by SFTP to a partial name, then rename: never half-written."""
+    """Copy a (large) local file by SFTP into the login's home folder (root's, or the user's
+    of an existing machine, who may not write /usr/local/bin), then move it beside the target
+    and rename it into place as root: never half-written, whoever logs in."""
     transport = ctx.on(machine)
     partial = f"{remote}.k8s-ha-lab-partial"
-    transport.run(f"mkdir -p {shlex.quote(str(Path(remote).parent))}")
     with transport.client.open_sftp() as sftp:
-        sftp.put(str(local), partial)
-        sftp.chmod(partial, mode)
-    transport.run(f"mv -f {shlex.quote(partial)} {shlex.quote(remote)}")
+        staged = posixpath.join(sftp.normalize("."), f".k8s-ha-lab-upload-{secrets.token_hex(8)}")
+        sftp.put(str(local), staged)
+    quoted = {name: shlex.quote(value) for name, value in
+              (("parent", posixpath.dirname(remote)), ("staged", staged), ("partial", partial), ("remote", remote))}
+    try:
+        transport.run(f"mkdir -p {quoted['parent']} && mv -f {quoted['staged']} {quoted['partial']} && "
+                      f"chown root:root {quoted['partial']} && chmod {mode:04o} {quoted['partial']} && "
+                      f"mv -f {quoted['partial']} {quoted['remote']}")
+    except BaseException:
+        transport.run(f"rm -f {quoted['staged']} {quoted['partial']}", check=False, timeout=30)
+        raise
 
 
 def install_binaries(ctx: StepContext, step: str, machine: Machine, names: list[str]) -> list[str]:

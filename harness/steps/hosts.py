@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from harness.render.env import merge_hosts
 from harness.steps.actions import run, sync_files
 from harness.steps.parallel import for_each
@@ -11,10 +13,15 @@ NAME = "hosts"
 SYSCTL_FILE = "/etc/sysctl.d/90-k8s-ha-lab.conf"
 
 
+HOSTS_STAGING = "/var/lib/k8s-ha-lab/hosts.new"
+
+
 def _write_in_place(ctx: StepContext, machine, path: str, data: str) -> None:
     # docker bind-mounts /etc/hosts into a container: renaming over it fails, truncating works.
-    with ctx.on(machine).client.open_sftp() as sftp, sftp.open(path, "w") as handle:
-        handle.write(data.encode())
+    # Staged through the transport's upload and copied by a shell, so a login that is not root
+    # (sudo) writes it as root too.
+    ctx.on(machine).upload(HOSTS_STAGING, data.encode(), 0o644)
+    run(ctx, NAME, machine, f"cat {HOSTS_STAGING} > {shlex.quote(path)} && rm -f {HOSTS_STAGING}")
 
 
 def run_step(ctx: StepContext) -> None:
