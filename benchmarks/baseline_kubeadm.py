@@ -65,13 +65,13 @@ def run_harness(lab) -> dict:
     print(f"== harness: {load_average()}", flush=True)
     machines.down(lab)
     machines_s, _ = timed(lambda: machines.up(lab))
-    ctx = build_context(lab)
+    render_s, ctx = timed(lambda: build_context(lab))
     try:
         steps = run_steps(ctx, until=CORE_UNTIL)
         checks_s, results = timed(lambda: harness_checks(ctx))
     finally:
         ctx.close()
-    rows = {"machines": machines_s, **bringup.rows_from_harness(steps)}
+    rows = {"machines": machines_s, "render": render_s, **bringup.rows_from_harness(steps)}
     return {"rows": rows, "steps": steps, "checks_s": checks_s, "checks": results}
 
 
@@ -79,13 +79,13 @@ def run_kubeadm(lab, art) -> dict:
     print(f"== kubeadm: {load_average()}", flush=True)
     machines.down(lab)
     machines_s, _ = timed(lambda: machines.up(lab))
-    ctx = build_context(lab)
+    render_s, ctx = timed(lambda: build_context(lab))
     try:
         figures = bringup.run_baseline(ctx, art)
         checks_s, results = timed(lambda: run_all(ctx))
     finally:
         ctx.close()
-    figures["rows"] = {"machines": machines_s, **figures["rows"]}
+    figures["rows"] = {"machines": machines_s, "render": render_s, **figures["rows"]}
     return {**figures, "checks_s": checks_s, "checks": results}
 
 

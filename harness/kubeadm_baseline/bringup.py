@@ -1,7 +1,9 @@
 """Runs the kubeadm baseline's phases in order, a ✓/✗ line each, and times them in the rows the
 benchmark compares with the harness's steps.
 
-The rows (ROWS) are the work both clusters do, whoever does it: the harness's steps map onto
+The rows (ROWS) are the work both clusters do (`render` is the host's own: the lab's PKI
+ensured in its state folder, kept from an earlier run when it still fits, and every file
+rendered; both sides need it, kubeadm's for the hosts and VIP files), whoever does it: the harness's steps map onto
 them by HARNESS_ROWS, kubeadm's phases by the `[phase]` prefixes of its own output (KUBEADM_ROWS).
 Two rows are not like for like and the benchmark says so: the harness's `nodes` step also puts
 containerd, the kubelet and the images in place, which on the kubeadm side is `host prep` (what
@@ -18,7 +20,7 @@ from harness.kubeadm_baseline.config import JoinSecrets
 from harness.progress import phase
 from harness.steps.context import StepContext
 
-ROWS = ("machines", "host prep", "certificates", "etcd", "control plane", "LB/VIP", "nodes join",
+ROWS = ("machines", "render", "host prep", "certificates", "etcd", "control plane", "LB/VIP", "nodes join",
         "CNI", "workload")
 # harness step -> row
 HARNESS_ROWS = {"machines": "machines", "hosts": "host prep", "pki": "certificates",
