@@ -43,7 +43,7 @@ done
 rm -rf "$P"; mkdir -m 0700 "$P"
 {{
   echo "lab "{name}
-  for p in {words((*fp.FILES, *fp.parent_dirs(), *fp.ACCOUNT_FILES))}; do
+  for p in {words((*fp.FILES, *fp.parent_dirs(), *fp.ACCOUNT_FILES, *fp.cri_dirs()))}; do
     if [ -e "$p" ] || [ -L "$p" ]; then echo "existed $p"; fi
   done
   for f in {words(fp.FILES)}; do

@@ -102,6 +102,12 @@ CRI_STATE_DIRS = ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
 HOSTS_MARKERS = (HOSTS_BEGIN, HOSTS_END)
 
 
+def cri_dirs() -> list[str]:
+    """The CRI state folders and the CRI plugin's own folder above them, deepest first: emptied
+    by `down`, and removed when they did not exist before (the plugin makes them lazily)."""
+    return [*CRI_STATE_DIRS, *sorted({posixpath.dirname(d) for d in CRI_STATE_DIRS})]
+
+
 def ancestors(path: str) -> list[str]:
     """/a/b/c -> [/a/b, /a], deepest first (never /)."""
     out, parent = [], posixpath.dirname(path)

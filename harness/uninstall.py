@@ -48,7 +48,7 @@ def stop_script(lab: Lab) -> str:
     own = words(fp.OWN_UNITS)
     ns = fp.CONTAINERD_NAMESPACE
     mounts = _mount_pattern()
-    return "set -u\n" + _guard(lab) + f"""systemctl stop kubelet.service kube-proxy.service 2>/dev/null
+    return "set -u\n" + _guard(lab) + f"""for u in kubelet.service kube-proxy.service; do systemctl stop "$u" 2>/dev/null; done
 if systemctl is-active -q containerd.service && command -v ctr >/dev/null; then
   C="ctr -n {ns}"
   systemctl kill --signal=SIGKILL kubepods.slice 2>/dev/null   # every pod process at once
@@ -65,7 +65,7 @@ if systemctl is-active -q containerd.service && command -v ctr >/dev/null; then
   ctr namespaces remove {ns} >/dev/null 2>&1
 fi
 systemctl stop kubepods.slice 2>/dev/null
-systemctl stop {own} {words(fp.PACKAGED_UNITS)} 2>/dev/null
+for u in {own} {words(fp.PACKAGED_UNITS)}; do systemctl stop "$u" 2>/dev/null; done   # one by one: a unit not loaded fails only itself
 for n in $(ip netns list 2>/dev/null | awk '{{print $1}}' | grep '^{fp.NETNS_PREFIX}'); do ip netns delete "$n"; done
 findmnt -rn -o TARGET | grep -E '{mounts}' | sort -r | while read -r m; do umount -l "$m"; done
 echo stopped
@@ -90,6 +90,7 @@ done
 rm -f {words(fp.FILES)}
 tar -xpf "$B/files.tar" --numeric-owner -C /
 for d in {words(fp.CRI_STATE_DIRS)}; do if [ -d "$d" ]; then find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; fi; done
+for d in {words(fp.cri_dirs())}; do if ! existed "$d" && [ -d "$d" ]; then rmdir "$d" 2>/dev/null; fi; done
 rm -rf --one-file-system {words(trees)}
 for g in {' '.join(fp.SCRATCH_GLOBS)}; do rm -rf "$g"; done
 for u in {words(fp.USERS)}; do
@@ -104,7 +105,7 @@ if [ "$(cat "$B/hosts.now")" = "$(cat "$B/hosts")" ]; then cat "$B/hosts" > /etc
 grep '^sysctl ' "$B/summary" | cut -d' ' -f2- | while IFS= read -r kv; do sysctl -q -w "$kv" 2>/dev/null; done
 for d in {words(fp.parent_dirs())}; do if ! existed "$d" && [ -d "$d" ]; then rmdir "$d" 2>/dev/null; fi; done
 systemctl daemon-reload
-systemctl reset-failed {words(fp.units())} 2>/dev/null
+for u in {words(fp.units())}; do systemctl reset-failed "$u" 2>/dev/null; done
 for u in {words(fp.units())}; do
   if [ "$(enabled_before "$u")" = enabled ]; then systemctl enable --quiet "$u"; fi
   if [ "$(active_before "$u")" = active ]; then systemctl restart "$u"; fi
@@ -157,7 +158,7 @@ def leftovers_script(lab: Lab) -> str:
     begin = shlex.quote(fp.HOSTS_MARKERS[0])
     return f"""for t in {words(fp.TREES)}; do if [ -e "$t" ] || [ -L "$t" ]; then echo "tree $t"; fi; done
 for g in {' '.join(fp.SCRATCH_GLOBS)}; do if [ -e "$g" ]; then echo "tree $g"; fi; done
-for f in {words((*fp.FILES, *fp.parent_dirs()))}; do
+for f in {words((*fp.FILES, *fp.parent_dirs(), *fp.cri_dirs()))}; do
   if [ -f "$f" ]; then echo "file $(sha256sum < "$f" | cut -d' ' -f1) $f"
   elif [ -e "$f" ] || [ -L "$f" ]; then echo "path $f"; fi
 done

@@ -314,16 +314,17 @@ def test_up_on_ssh_machines_prepares_every_one_and_skips_the_hosts_memory_and_su
     assert started == [["ctl1", "ctl2", "ctl3"]]
 
 
-# --- the scripts are valid shell ------------------------------------------------------------------------
+# --- the scripts are valid shell, POSIX sh too ------------------------------------------------------------------------
 @pytest.mark.parametrize("lab_file", [SEED, SMALL], ids=["seed", "small"])
 def test_every_script_parses(lab_file, tmp_path):
     lab = load_lab(lab_file)
     scripts = {"record": baseline.record_script(lab), "stop": uninstall.stop_script(lab),
                "remove": uninstall.remove_script(lab), "leftovers": uninstall.leftovers_script(lab),
                **{f"probe-{m.name}": ssh_checks.probe_script(lab, m) for m in lab.machines}}
-    for name, script in scripts.items():
-        proc = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
-        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+    for name, script in scripts.items():   # root's login shell runs them, or `sudo sh -c` (dash on Debian)
+        for shell in ("bash", "sh"):
+            proc = subprocess.run([shell, "-n"], input=script, text=True, capture_output=True)
+            assert proc.returncode == 0, f"{name} ({shell}): {proc.stderr}"
     # every footprint list reaches the scripts that act on it
     assert all(t in scripts["record"] for t in fp.TREES) and all(f in scripts["remove"] for f in fp.FILES)
     assert all(u in scripts["stop"] for u in fp.OWN_UNITS)
