@@ -74,12 +74,18 @@ class Keepalived:
     priorities: dict[str, int]  # lb machine name -> VRRP priority; the highest is MASTER
 
 
+HAPROXY_PROFILES = ("seed", "tuned")
+
+
 @dataclass(frozen=True)
 class Haproxy:
     stats_port: int
     check_inter: str
     rise: int
     fall: int
+    # seed: what the guide sets, everything else at haproxy's defaults; tuned: connect timeout,
+    # retries and redispatch, sessions cut when a server goes down (harness/render/lb.py)
+    profile: str = "seed"
 
 
 @dataclass(frozen=True)

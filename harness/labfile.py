@@ -100,9 +100,42 @@ def read_lab_yaml(path: str | Path) -> dict:
     return data
 
 
+MAX_EXTENDS = 4  # a lab file that extends one that extends ... at most this deep
+
+
+def _merged(base: dict, override: dict) -> dict:
+    """`override` over `base`, mapping by mapping; any other value (a list too) replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
+
+
+def read_lab_data(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The lab file's mapping with `extends: OTHER.yaml` resolved: the other file (a path
+    relative to this one) read first and this one's sections laid over it, so a variant of a
+    lab (the seed lab with the tuned haproxy profile) repeats none of its addresses."""
+    path = Path(path)
+    data = read_lab_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent.endswith((".yaml", ".yml")):
+        raise LabError(f"{path}: extends", f"must name another lab file (.yaml), got {parent!r}")
+    target = (path.parent / parent).resolve()
+    if target in _chain or target == path.resolve():
+        raise LabError(f"{path}: extends", f"{parent} extends this file again (a loop)")
+    if len(_chain) >= MAX_EXTENDS:
+        raise LabError(f"{path}: extends", f"more than {MAX_EXTENDS} files deep")
+    if not target.is_file():
+        raise LabError(f"{path}: extends", f"{parent}: no such lab file")
+    return _merged(read_lab_data(target, _chain + (path.resolve(),)), data)
+
+
 def load_lab(path: str | Path) -> Lab:
     """Parse and validate a lab file. Raises LabError (exit 2) naming the bad field."""
     path = Path(path)
-    data = read_lab_yaml(path)
+    data = read_lab_data(path)
     versions = load_versions(overrides=data.get("versions"))
     return build_lab(data, versions, source=path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import LabError
-from harness.lab import (ADDONS, ROLES, Autoscaling, Cluster, Flannel, Haproxy, Ingress, Keepalived, Lab,
+from harness.lab import (ADDONS, HAPROXY_PROFILES, ROLES, Autoscaling, Cluster, Flannel, Haproxy, Ingress, Keepalived, Lab,
                          Machine, Pki, Registry, SshLogin)
 from harness.versions import Versions
 
@@ -364,13 +364,17 @@ def _keepalived(data: dict, lbs: list[Machine]) -> Keepalived:
 
 
 def _haproxy(data: dict) -> Haproxy:
-    raw = _section(data, "haproxy", {"stats_port", "check_inter", "rise", "fall"}, required=False)
+    raw = _section(data, "haproxy", {"stats_port", "check_inter", "rise", "fall", "profile"},
+                   required=False)
     inter = str(raw.get("check_inter", "2s"))
     if not re.fullmatch(r"\d+(ms|s)", inter):
         raise LabError("haproxy.check_inter", f"{inter!r} must be a duration like 2s or 500ms")
+    profile = raw.get("profile", "seed")
+    if profile not in HAPROXY_PROFILES:
+        raise LabError("haproxy.profile", f"must be one of {', '.join(HAPROXY_PROFILES)}, got {profile!r}")
     return Haproxy(_int(raw.get("stats_port", 9000), "haproxy.stats_port", 1, 65535), inter,
                    _int(raw.get("rise", 2), "haproxy.rise", 1, 100),
-                   _int(raw.get("fall", 2), "haproxy.fall", 1, 100))
+                   _int(raw.get("fall", 2), "haproxy.fall", 1, 100), profile)
 
 
 def _pki(data: dict) -> Pki:

@@ -67,12 +67,26 @@ class ProbeResult:
                 "acknowledged_writes": len(self.acknowledged), "lost_writes": len(self.missing)}
 
 
+# The client's half of the haproxy profile (harness/render/lb.py): how long the probe, standing
+# in for any API client, waits for a connection and then for an answer before it gives up and
+# reconnects. seed: one 2 s timeout for both; tuned: a SYN to a dead VIP holder is abandoned
+# after 0.5 s, an answer after 1 s, as a client configured for HA would (client-go leaves both
+# at 30 s, which is why a kubectl may hang far longer than the VIP takes to move).
+CLIENT_TIMEOUTS = {"seed": (2.0, 2.0), "tuned": (0.5, 1.0)}  # (connect, answer) in seconds
+
+
+def client_timeouts(lab: Lab) -> tuple[float, float]:
+    return CLIENT_TIMEOUTS[lab.haproxy.profile]
+
+
 class ApiClient:
     """HTTPS to MASTER_URL at the VIP with the admin client certificate; no proxy, no DNS."""
 
-    def __init__(self, lab: Lab, pki_dir: Path, timeout: float = 2.0):
+    def __init__(self, lab: Lab, pki_dir: Path, timeout: float | None = None):
         self.address = (str(lab.api_address), lab.vip_port if lab.lbs else lab.api_port)
-        self.server_name, self.timeout = lab.master_url, timeout
+        connect, answer = client_timeouts(lab)
+        self.server_name = lab.master_url
+        self.connect_timeout, self.timeout = (connect, answer) if timeout is None else (timeout, timeout)
         self.tls = ssl.create_default_context(cafile=str(pki_dir / "ca.pem"))
         self.tls.load_cert_chain(str(pki_dir / "admin.pem"), str(pki_dir / "admin-key.pem"))
 
@@ -80,9 +94,13 @@ class ApiClient:
         conn = http.client.HTTPSConnection(self.server_name, self.address[1], timeout=self.timeout,
                                            context=self.tls)
         # The name goes in SNI and is verified; the packets go to the VIP, as /etc/hosts says.
-        conn._create_connection = lambda _addr, timeout, source: socket.create_connection(  # noqa: SLF001
-            self.address, timeout, source)
+        conn._create_connection = self._connect  # noqa: SLF001
         return conn
+
+    def _connect(self, _addr, _timeout, source) -> socket.socket:
+        sock = socket.create_connection(self.address, self.connect_timeout, source)
+        sock.settimeout(self.timeout)
+        return sock
 
     @staticmethod
     def request(conn, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:

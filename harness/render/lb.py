@@ -2,17 +2,61 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.lab import Lab, Machine
 
 CHECK_HAPROXY = "/etc/keepalived/check_haproxy.sh"
 CHECK_LAB_NETWORK = "/etc/keepalived/check_lab_network.sh"
 
 
+@dataclass(frozen=True)
+class HaproxyProfile:
+    """What a profile sets that the guide leaves at haproxy's defaults. The checks' timing
+    (inter, rise, fall) is the lab file's in both: the tuned profile reacts to the traffic
+    itself, not to faster checks."""
+    connect_timeout: str
+    retries: int | None          # None: haproxy's default (3), no line written
+    redispatch: bool             # a retried connection may go to another server
+    shutdown_sessions: bool      # on-marked-down: cut the clients of a server marked down
+    observe_errors: bool         # a failed connection marks its server down at once
+
+    def defaults_lines(self) -> list[str]:
+        lines = [f"timeout connect {self.connect_timeout}"]
+        if self.retries is not None:
+            lines.append(f"retries {self.retries}")
+        if self.redispatch:
+            lines.append("option redispatch 1")
+        return lines
+
+    def server_options(self) -> str:
+        words = []
+        if self.shutdown_sessions:
+            words.append("on-marked-down shutdown-sessions")
+        if self.observe_errors:
+            words.append("observe layer4 error-limit 1 on-error mark-down")
+        return (" " + " ".join(words)) if words else ""
+
+
+# Why each tuned value, for trainees (docs/failover-tuning.md has the measured effect):
+# - connect 1s: a SYN to a dead or cut-off apiserver is given up after 1 s, not 5 s;
+# - retries 2 + redispatch: the retry goes to another apiserver, so a client never sees it;
+# - on-marked-down shutdown-sessions: connections held to a dead server are closed at once,
+#   so clients reconnect instead of waiting for their own timeout;
+# - observe layer4: the first failed connection marks the server down, before the checks do.
+HAPROXY_PROFILES = {
+    "seed": HaproxyProfile("5s", None, False, False, False),
+    "tuned": HaproxyProfile("1s", 2, True, True, True),
+}
+
+
 def haproxy_cfg(lab: Lab, stats_password: str) -> str:
     """The guide's config minus its port-80 frontend: 1.8's insecure port 8080 is gone."""
     h = lab.haproxy
+    profile = HAPROXY_PROFILES[h.profile]
     servers = "\n".join(f"    server {m.name} {m.ip}:{lab.api_port} check" for m in lab.masters)
-    return f"""# Rendered by k8s-ha-lab.
+    defaults = "\n".join(f"    {line}" for line in profile.defaults_lines())
+    return f"""# Rendered by k8s-ha-lab (haproxy profile: {h.profile}).
 global
     log /dev/log local0
     maxconn 4096
@@ -21,7 +65,7 @@ defaults
     log global
     mode tcp
     option tcplog
-    timeout connect 5s
+{defaults}
     # long enough for kubectl watches through the VIP
     timeout client 10m
     timeout server 10m
@@ -47,7 +91,7 @@ backend k8s-api
     mode tcp
     option tcp-check
     balance roundrobin
-    default-server inter {h.check_inter} downinter {h.check_inter} rise {h.rise} fall {h.fall} maxconn 250 maxqueue 256 weight 100
+    default-server inter {h.check_inter} downinter {h.check_inter} rise {h.rise} fall {h.fall} maxconn 250 maxqueue 256 weight 100{profile.server_options()}
 {servers}
 """
 
