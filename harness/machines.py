@@ -73,20 +73,25 @@ class MachineStatus:
 _VAGRANT_LINE = re.compile(r"^(?:==>|\s+)\s*([A-Za-z0-9-]+): (.*)$")
 
 
-def _start(lab: Lab, provider: Provider, names: list[str]) -> None:
+# A provider's line that says a machine is ready: Vagrant's, or the ssh provider's baseline.
+_READY = ("Machine booted and ready", "baseline recorded")
+
+
+def _start(lab: Lab, provider: Provider, names: list[str], what: str = "create") -> None:
     """One provision for all of them; a ✓ line per machine as the provider reports it ready
-    (Vagrant's "Machine booted and ready"), the rest when provisioning ends."""
+    (Vagrant's "Machine booted and ready", the ssh provider's recorded baseline), the rest
+    when provisioning ends."""
     started = time.monotonic()
     done: set[str] = set()
     for line in provider.provision(names):
         match = _VAGRANT_LINE.match(line)
-        if match and match[1] in names and match[1] not in done and \
-                "Machine booted and ready" in match[2]:
+        if match and match[1] in names and match[1] not in done and any(w in match[2] for w in _READY):
             done.add(match[1])
-            report(f"[{lab.name} > create] {match[1]}", time.monotonic() - started)
+            note = match[2] if "baseline" in match[2] else ""
+            report(f"[{lab.name} > {what}] {match[1]}", time.monotonic() - started, note)
     for name in names:
         if name not in done:
-            report(f"[{lab.name} > create] {name}", time.monotonic() - started)
+            report(f"[{lab.name} > {what}] {name}", time.monotonic() - started)
 
 
 def wait_ready(lab: Lab, state_dir: Path, timeout: float = READY_TIMEOUT) -> dict[str, str]:
@@ -132,7 +137,7 @@ def _up(lab: Lab, provider_name: str | None, host: preflight.Host | None) -> dic
     # Existing machines all run; each is still prepared (its baseline recorded, once).
     to_start = [s.name for s in states if existing or not s.running]
     if to_start:
-        _start(lab, provider, to_start)
+        _start(lab, provider, to_start, "prepare" if existing else "create")
     write_ssh_config(lab, state_dir)
     return wait_ready(lab, state_dir)
 
