@@ -175,14 +175,16 @@ def _fail_up(lab: Lab, args, run_dir: Path, exc: BaseException) -> int:
 
     if isinstance(exc, StepError):
         print(f"error: {exc}", file=sys.stderr)
-    elif isinstance(exc, KeyboardInterrupt):
-        print("interrupted: collecting logs" + ("" if args.keep else ", then tearing the lab down"),
+    elif isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (teardown.Terminated)
+        said = "terminated" if isinstance(exc, teardown.Terminated) else "interrupted"
+        print(f"{said}: collecting logs" + ("" if args.keep else ", then tearing the lab down"),
               file=sys.stderr)
     else:
         print(f"up failed: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
     what = "collecting logs" + ("" if args.keep else f" and tearing lab {lab.name} down")
     with teardown.shield_interrupts(what):
-        teardown.stop_children(log=lambda line: print(f" • {line}", file=sys.stderr))
+        teardown.stop_children(log=lambda line: print(f" • {line}", file=sys.stderr),
+                               interrupt_first=isinstance(exc, teardown.Terminated))
         try:
             logs = machines.collect_logs(lab, run_dir)
             print(f"logs collected in {logs}", file=sys.stderr)
@@ -264,8 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """SIGTERM is taken like Ctrl-C (harness.teardown) and the command owns the process's SSH
+    connections (harness.ssh_pool): they are closed when it ends, however it ends."""
+    from harness import ssh_pool, teardown
+
     try:
-        status = _main(argv)
+        with teardown.sigterm_as_interrupt(), ssh_pool.owned():
+            status = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return status
     except BrokenPipeError:
@@ -305,6 +312,10 @@ def _main(argv: list[str] | None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from harness.teardown import Terminated
+        if isinstance(exc, Terminated):
+            print("terminated", file=sys.stderr)
+            return 128 + 15
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,5 +1,8 @@
 """pytest wiring: the lab, its machines, and one testinfra host per machine.
 
+The session owns the process's SSH pool (harness.ssh_pool): the steps, the checks and the
+testinfra hosts of a machine share one connection, closed when the session ends.
+
 `--lab` picks the lab file, `--provider` the provider, `--keep` leaves the lab up afterwards.
 The `machines` fixture brings the machines up once per session; at the end it collects logs
 into `artifacts/<run-id>/` if any test failed, then tears down (unless --keep). Teardown runs
@@ -21,8 +24,10 @@ from harness.errors import UserError
 from harness.lab import Lab, Machine
 from harness.labfile import load_lab
 from harness.providers import PROVIDERS, Provider, resolve_provider
+from harness.ssh_pool import POOL
 from harness.state import lab_state_dir
-from harness.transport import Transport, lab_transports, testinfra_host, write_ssh_config
+from harness.testinfra_backend import testinfra_host
+from harness.transport import Transport, lab_transports, write_ssh_config
 
 DEFAULT_LAB = "labs/seed.yaml"
 _lab_key = pytest.StashKey[Lab]()
@@ -107,6 +112,7 @@ class LabMachines:
     transports: dict[str, Transport] = field(default_factory=dict)
     ssh_config: Path | None = None
     is_down: bool = False
+    hosts: dict[str, object] = field(default_factory=dict)   # machine name -> testinfra host
 
     def up(self) -> dict[str, str]:
         states = lifecycle.up(self.lab, self.provider.name)
@@ -115,11 +121,16 @@ class LabMachines:
         return states
 
     def host(self, name: str):
-        return testinfra_host(self.lab.machine(name), self.ssh_config)
+        """The machine as a testinfra host on the pool's connection to it."""
+        if name not in self.hosts:
+            if name not in self.transports:
+                self.transports.update(lab_transports(self.lab, self.state_dir))
+            self.hosts[name] = testinfra_host(self.transports[name])
+        return self.hosts[name]
 
     def close(self) -> None:
-        for transport in self.transports.values():
-            transport.close()
+        """Drop every connection of the session (the same ones reopen on next use)."""
+        POOL.close()
 
     def down(self, failed: bool = False, artifacts: Path | None = None) -> None:
         """Logs first (only if something failed), then destroy. Safe to call twice."""
@@ -143,11 +154,12 @@ def machines(request, lab, lab_state) -> LabMachines:
     finally:
         failed = up_failed or request.session.testsfailed > 0
         if request.config.getoption("--keep"):
-            handle.close()
+            handle.close()  # the session owns the pool: its connections end with it
             if failed:
                 lifecycle.collect_logs(lab, artifacts_dir(request.config))
         elif not handle.is_down:
             handle.down(failed, artifacts_dir(request.config))
+        POOL.close()
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +170,7 @@ def machine(request, lab) -> Machine:
 
 @pytest.fixture(scope="session")
 def host(machine, machines):
-    """The machine as a testinfra host (paramiko backend, the lab's key, its lab IP)."""
+    """The machine as a testinfra host on the same SSH connection as the steps and checks."""
     return machines.host(machine.name)
 
 

@@ -9,7 +9,13 @@ kubetest2's rule is that down always runs; two things could still leave a lab be
 - A second Ctrl-C arrives while logs are collected or the lab is deleted. `shield_interrupts`
   turns the next one into a notice; only a further one abandons the teardown.
 
-Both work on the process, not on a provider, so they hold for every provider.
+SIGTERM (a CI job cancelled, `kill`, systemd stopping a unit) is taken like Ctrl-C:
+`sigterm_as_interrupt` raises `Terminated`, a KeyboardInterrupt, so every path that cleans up
+after Ctrl-C cleans up after it too; the CLI exits 143 instead of 130. A terminal sends Ctrl-C's
+SIGINT to every process of the job, a SIGTERM reaches only this one, so `stop_children` first
+gives the children the SIGINT they would have had.
+
+All of this works on the process, not on a provider, so it holds for every provider.
 """
 
 from __future__ import annotations
@@ -76,15 +82,26 @@ def _alive(pids: set[int], processes: dict[int, Process]) -> set[int]:
 def stop_children(grace: float = GRACE_S, term_wait: float = TERM_WAIT_S, log: Callable[[str], None] = print,
                   list_processes: Callable[[], dict[int, Process]] = read_processes,
                   kill: Callable[[int, int], None] = os.kill, sleep: Callable[[float], None] = time.sleep,
-                  clock: Callable[[], float] = time.monotonic) -> list[str]:
+                  clock: Callable[[], float] = time.monotonic, interrupt_first: bool = False) -> list[str]:
     """Wait up to `grace` for every process this one started (and theirs) to end, SIGTERM the
     rest, SIGKILL what still runs `term_wait` later. The tree is taken once, first, so a
-    grandchild whose parent dies is still waited for. Returns what had to be signalled."""
+    grandchild whose parent dies is still waited for. `interrupt_first` (after a SIGTERM, which
+    reached only this process) sends them the SIGINT a terminal's Ctrl-C would have sent.
+    Returns what had to be signalled."""
     tree = descendants(processes=list_processes())
     if not tree:
         return []
     names = {p.pid: f"{p.name} (pid {p.pid})" for p in tree}
     pids = set(names)
+    signalled = []
+    if interrupt_first:
+        running = sorted(_alive(pids, list_processes()))
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                kill(pid, signal.SIGINT)
+                signalled.append(f"{names[pid]} SIGINT")
+        if running:
+            log(f"sent SIGINT to {', '.join(names[pid] for pid in running)}, as Ctrl-C would have")
     log(f"waiting up to {grace:g}s for {', '.join(names.values())} to finish")
 
     def wait(seconds: float) -> set[int]:
@@ -95,7 +112,6 @@ def stop_children(grace: float = GRACE_S, term_wait: float = TERM_WAIT_S, log: C
                 return running
             sleep(0.2)
 
-    signalled = []
     running = wait(grace)
     for sig, then_wait in ((signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)):
         if not running:
@@ -111,29 +127,65 @@ def stop_children(grace: float = GRACE_S, term_wait: float = TERM_WAIT_S, log: C
     return signalled
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so it takes the same path."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _installed(handlers: dict[int, Callable]) -> dict[int, object] | None:
+    """Install the handlers; their previous ones, or None outside the main thread."""
+    previous = {}
+    try:
+        for signum, handler in handlers.items():
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread: no signal handlers there
+        _restore(previous)
+        return None
+    return previous
+
+
+def _restore(previous: dict[int, object]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the body runs, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread."""
+    previous = _installed({signal.SIGTERM: _raise_terminated})
+    try:
+        yield
+    finally:
+        if previous is not None:
+            _restore(previous)
+
+
 @contextlib.contextmanager
 def shield_interrupts(what: str, out=None) -> Iterator[list[int]]:
-    """While the body runs, the first Ctrl-C only prints a notice; the next one raises
-    KeyboardInterrupt as usual. Outside the main thread (no signal handlers) it does nothing.
-    Yields a list that counts the interrupts received."""
+    """While the body runs, the first Ctrl-C (or SIGTERM) only prints a notice; the next one
+    raises KeyboardInterrupt (Terminated) as usual. Outside the main thread (no signal
+    handlers) it does nothing. Yields a list of the signals received."""
     out = out or sys.stderr
     received: list[int] = []
 
-    def on_interrupt(signum, frame):
+    def on_signal(signum, frame):
         received.append(signum)
         if len(received) == 1:
-            out.write(f"interrupted again: {what} goes on so nothing is left behind; "
-                      "Ctrl-C once more abandons it\n")
+            said, again = (("interrupted", "Ctrl-C once more") if signum == signal.SIGINT
+                           else ("terminated", "one more SIGTERM or Ctrl-C"))
+            out.write(f"{said} again: {what} goes on so nothing is left behind; {again} abandons it\n")
             out.flush()
             return
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
 
-    try:
-        previous = signal.signal(signal.SIGINT, on_interrupt)
-    except ValueError:  # not the main thread
+    previous = _installed({signal.SIGINT: on_signal, signal.SIGTERM: on_signal})
+    if previous is None:
         yield received
         return
     try:
         yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _restore(previous)

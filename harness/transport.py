@@ -1,19 +1,27 @@
-"""SSH to the lab's machines: one paramiko connection per machine, as root, with the lab's key.
+"""SSH to the lab's machines: one paramiko connection per machine, with a login per machine.
 
-Every machine is reached on its lab IP, the address the lab file gives it, whatever the
-provider. The connection is opened once and cached; a dropped one is reopened once before a
-command starts (never after, so a command is never run twice). Connecting is the only thing
-retried: machines take a while to boot, so it retries with tenacity until a deadline.
+A machine the provider made is reached as root on its lab IP with the lab's key; a machine that
+already exists (the ssh provider) says in the lab file where and as whom (`Machine.ssh`). A
+non-root user runs every command through `sudo -n` and writes files through a copy it owns,
+moved into place by sudo.
+
+The connection is opened once and shared: every `Transport` handle on a machine (the steps',
+the checks', testinfra's, each with its own connect deadline) uses the same paramiko client
+(harness.ssh_pool hands them out). A dropped connection is reopened once before a command
+starts (never after, so a command is never run twice). Connecting is the only thing retried:
+machines take a while to boot, so it retries with tenacity until a deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-import os
 import posixpath
+import secrets
 import select
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,49 +29,13 @@ from typing import Callable
 
 import paramiko
 import tenacity
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness.lab import Lab, Machine
+from harness.errors import UserError
+from harness.lab import Lab, SshLogin
+# The lab's key and each machine's login live in harness.ssh_login; imported from here too.
+from harness.ssh_login import KEY_NAME, LabKey, ensure_lab_key, login_for, write_ssh_config  # noqa: F401
 
 log = logging.getLogger(__name__)
-KEY_NAME = "id_ed25519"
-
-
-# --- the lab's key pair ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class LabKey:
-    private_path: Path
-    public_line: str  # the authorized_keys line
-
-
-def ensure_lab_key(state_dir: Path) -> LabKey:
-    """The lab's SSH key pair, generated once and kept 0600 in the lab's state folder."""
-    private = Path(state_dir) / KEY_NAME
-    public = private.with_suffix(".pub")
-    if not private.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
-        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                             serialization.PublicFormat.OpenSSH).decode()
-        partial = private.with_name(f"{KEY_NAME}.{os.getpid()}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        public_partial = public.with_name(f"{KEY_NAME}.pub.{os.getpid()}.partial")
-        public_partial.write_text(f"{line} k8s-ha-lab-{Path(state_dir).name}\n")
-        try:
-            # Two processes (the harness and a `vagrant` it started) may race here; the first
-            # link wins and the other uses that key, so nobody holds a key nobody else knows.
-            os.link(partial, private)
-            os.replace(public_partial, public)
-        except FileExistsError:
-            public_partial.unlink()
-        finally:
-            partial.unlink()
-    os.chmod(private, 0o600)
-    return LabKey(private, public.read_text().strip())
 
 
 # --- results and errors ---------------------------------------------------------------------
@@ -99,12 +71,16 @@ class MachineUnreachable(Exception):
     pass
 
 
+class SudoRefused(UserError):
+    """A non-root login whose sudo asks for a password: the lab file's login cannot work."""
+
+
 class Cancelled(Exception):
     """The run was interrupted: this machine's connection was closed for good, so a worker
     thread that is still busy on it stops at its next command instead of reconnecting."""
 
 
-# --- the transport --------------------------------------------------------------------------
+# --- the connection -------------------------------------------------------------------------
 class _MissingHostKeyAccepted(paramiko.MissingHostKeyPolicy):
     # Lab machines get fresh host keys every time they are created and live on a network the
     # run itself made, so there is nothing to pin; checking would only break re-creation.
@@ -112,10 +88,10 @@ class _MissingHostKeyAccepted(paramiko.MissingHostKeyPolicy):
         log.debug("accepting %s host key %s for %s", key.get_name(), key.fingerprint, hostname)
 
 
-def _paramiko_connect(address: str, key_path: Path, timeout: float) -> paramiko.SSHClient:
+def _paramiko_connect(login: SshLogin, timeout: float) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(_MissingHostKeyAccepted())
-    client.connect(address, port=22, username="root", key_filename=str(key_path),
+    client.connect(login.address, port=login.port, username=login.user, key_filename=str(login.key),
                    timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
                    allow_agent=False, look_for_keys=False)
     return client
@@ -127,75 +103,138 @@ def _retryable(exc: BaseException) -> bool:
             and not isinstance(exc, paramiko.AuthenticationException))
 
 
+class Connection:
+    """One machine's paramiko client, shared by every Transport handle on the machine."""
+
+    def __init__(self):
+        self.client: paramiko.SSHClient | None = None
+        self.lock = threading.Lock()    # one connect at a time; readers need no lock
+        self._swap = threading.Lock()   # short: a connect in progress must not delay a close
+        self.cancelled = False
+
+    def drop(self, client: paramiko.SSHClient | None = None) -> None:
+        """Close the client (or only `client`, if it is still the current one), once."""
+        with self._swap:
+            current = self.client
+            if current is None or (client is not None and current is not client):
+                return
+            self.client = None
+        current.close()
+
+
+ConnectFunction = Callable[[SshLogin, float], paramiko.SSHClient]
+
+
 class Transport:
-    def __init__(self, name: str, address: str, key_path: Path, connect_deadline: float = 120.0,
-                 connect: Callable[[str, Path, float], paramiko.SSHClient] = _paramiko_connect,
-                 retry_wait: float = 1.0):
+    """Commands and files on one machine. Several handles may share one Connection (the pool
+    gives each caller its own connect deadline over the same client)."""
+
+    def __init__(self, name: str, login: SshLogin, connect_deadline: float = 120.0,
+                 connect: ConnectFunction = _paramiko_connect, retry_wait: float = 1.0,
+                 connection: Connection | None = None):
         self.name = name
-        self.address = address
-        self.key_path = Path(key_path)
+        self.login = login
         self.connect_deadline = connect_deadline
         self._connect = connect
         self._retry_wait = retry_wait
-        self._client: paramiko.SSHClient | None = None
-        self._cancelled = False
+        self.connection = connection or Connection()
 
     def __repr__(self) -> str:
-        return f"Transport({self.name}, {self.address})"
+        return f"Transport({self.name}, {self.login.user}@{self.address}:{self.login.port})"
+
+    @property
+    def address(self) -> str:
+        return self.login.address
+
+    @property
+    def is_root(self) -> bool:
+        return self.login.user == "root"
+
+    def with_deadline(self, connect_deadline: float) -> "Transport":
+        """Another handle on the same connection, connecting (if it has to) within this deadline."""
+        return Transport(self.name, self.login, connect_deadline, self._connect, self._retry_wait,
+                         self.connection)
 
     # connection --------------------------------------------------------------------------
     def connect(self) -> paramiko.SSHClient:
+        where = f"{self.name} ({self.login.user}@{self.address}:{self.login.port})"
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retryable),
             stop=tenacity.stop_after_delay(self.connect_deadline),
             wait=tenacity.wait_fixed(self._retry_wait), reraise=False)
         try:
-            return retrying(self._connect, self.address, self.key_path,
-                            min(10.0, self.connect_deadline))
+            client = retrying(self._connect, self.login, min(10.0, self.connect_deadline))
         except tenacity.RetryError as exc:
             last = exc.last_attempt.exception()
             raise MachineUnreachable(
-                f"{self.name} ({self.address}:22): no SSH connection within "
+                f"{where}: no SSH connection within "
                 f"{self.connect_deadline:g}s: {type(last).__name__}: {last}") from last
         except paramiko.AuthenticationException as exc:
-            raise MachineUnreachable(f"{self.name} ({self.address}:22): the lab key "
-                                     f"{self.key_path} was refused: {exc}") from exc
+            raise MachineUnreachable(f"{where}: the key {self.login.key} was refused: {exc}") from exc
+        if not self.is_root:
+            self._require_sudo(client)
+        return client
+
+    def _require_sudo(self, client: paramiko.SSHClient) -> None:
+        status, _, err = self._exec(client.get_transport().open_session(), "sudo -n true", 30.0)
+        if status != 0:
+            client.close()
+            reason = (err.decode(errors="replace").strip().splitlines() or [f"exit {status}"])[0]
+            raise SudoRefused(f"machine {self.name}: user {self.login.user} on {self.address} cannot "
+                              f"run commands as root without a password (`sudo -n true`: {reason}); "
+                              f"give {self.login.user} password-less sudo (NOPASSWD)")
 
     @property
     def client(self) -> paramiko.SSHClient:
-        if self._cancelled:
+        conn = self.connection
+        if conn.cancelled:
             raise Cancelled(f"[{self.name}] the run was interrupted; no new command starts")
-        if self._client is None:
-            self._client = self.connect()
-        return self._client
+        client = conn.client
+        if client is not None:
+            return client
+        with conn.lock:
+            if conn.client is None:
+                client = self.connect()
+                if conn.cancelled:   # Ctrl-C came while connecting
+                    client.close()
+                    raise Cancelled(f"[{self.name}] the run was interrupted; no new command starts")
+                conn.client = client
+            return conn.client
 
     def cancel(self) -> None:
         """Close the connection for good: a command running on it ends now (its channel
-        closes), and every later one raises Cancelled."""
-        self._cancelled = True
+        closes), and every later one, on any handle, raises Cancelled."""
+        self.connection.cancelled = True
         self.close()
 
+    @property
+    def cancelled(self) -> bool:
+        return self.connection.cancelled
+
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the shared connection now (a machine powered off, the session over); the
+        next command on any handle opens it again."""
+        self.connection.drop()
 
     def _session(self) -> paramiko.Channel:
         """A new channel; a connection found dead is reopened once, before any command runs."""
+        client = self.client
         try:
-            transport = self.client.get_transport()
+            transport = client.get_transport()
             if transport is None or not transport.is_active():
                 raise paramiko.SSHException("connection is closed")
             return transport.open_session()
         except (paramiko.SSHException, EOFError, OSError):
             log.debug("%s: connection dropped, reconnecting once", self.name)
-            self.close()
+            self.connection.drop(client)
             return self.client.get_transport().open_session()
 
     # commands ----------------------------------------------------------------------------
-    def run(self, command: str, check: bool = True, timeout: float = 300.0) -> CommandResult:
-        log.debug("[%s] run: %s", self.name, command)
-        channel = self._session()
+    def as_root(self, command: str) -> str:
+        """The command line that runs `command` as root for this login."""
+        return command if self.is_root else f"sudo -n -H -- sh -c {shlex.quote(command)}"
+
+    def _exec(self, channel: paramiko.Channel, command: str, timeout: float) -> tuple[int, bytes, bytes]:
         stdout, stderr = io.BytesIO(), io.BytesIO()
         deadline = time.monotonic() + timeout
         try:
@@ -215,56 +254,69 @@ class Transport:
             status = channel.recv_exit_status()
         finally:
             channel.close()
-        if self._cancelled:
+        return status, stdout.getvalue(), stderr.getvalue()
+
+    def execute(self, command: str, timeout: float = 300.0, as_root: bool = True) -> tuple[int, bytes, bytes]:
+        """Exit status, stdout and stderr as bytes (testinfra's backend wants them raw)."""
+        log.debug("[%s] run: %s", self.name, command)
+        status, out, err = self._exec(self._session(), self.as_root(command) if as_root else command,
+                                      timeout)
+        if self.connection.cancelled:
             raise Cancelled(f"[{self.name}] `{command}` cut off: the run was interrupted")
-        result = CommandResult(command, status, stdout.getvalue().decode(errors="replace"),
-                               stderr.getvalue().decode(errors="replace"))
         log.debug("[%s] exit %d: %s", self.name, status, command)
+        return status, out, err
+
+    def run(self, command: str, check: bool = True, timeout: float = 300.0) -> CommandResult:
+        status, out, err = self.execute(command, timeout)
+        result = CommandResult(command, status, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and not result.succeeded:
             raise CommandFailed(self.name, result)
         return result
 
     def upload(self, path: str, data: bytes, mode: int = 0o644, owner: str = "root:root") -> None:
-        """Write `data` to `path` atomically: parent folders made, then rename into place."""
+        """Write `data` to `path` atomically: parent folders made, then rename into place. A
+        non-root login writes a copy it owns in its home folder, which sudo moves in."""
         parent = posixpath.dirname(path) or "/"
         partial = f"{path}.k8s-ha-lab-partial"
-        self.run(f"mkdir -p {shlex.quote(parent)}")
+        quoted = {k: shlex.quote(v) for k, v in (("parent", parent), ("partial", partial),
+                                                  ("path", path), ("owner", owner))}
+        if self.is_root:
+            self.run(f"mkdir -p {quoted['parent']}")
+            with self.client.open_sftp() as sftp:
+                sftp.putfo(io.BytesIO(data), partial)
+                sftp.chmod(partial, mode)
+            self.run(f"chown {quoted['owner']} {quoted['partial']} && "
+                     f"mv -f {quoted['partial']} {quoted['path']}")
+            return
         with self.client.open_sftp() as sftp:
-            sftp.putfo(io.BytesIO(data), partial)
-            sftp.chmod(partial, mode)
-        self.run(f"chown {shlex.quote(owner)} {shlex.quote(partial)} && "
-                 f"mv -f {shlex.quote(partial)} {shlex.quote(path)}")
+            staged = posixpath.join(sftp.normalize("."), f".k8s-ha-lab-upload-{secrets.token_hex(8)}")
+            sftp.putfo(io.BytesIO(data), staged)
+        try:
+            # mv from the home folder may cross filesystems, so it lands beside the target
+            # first and the last mv is a rename.
+            self.run(f"mkdir -p {quoted['parent']} && mv -f {shlex.quote(staged)} {quoted['partial']} && "
+                     f"chown {quoted['owner']} {quoted['partial']} && chmod {mode:04o} {quoted['partial']} && "
+                     f"mv -f {quoted['partial']} {quoted['path']}")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.execute(f"rm -f {shlex.quote(staged)}", timeout=30, as_root=False)
+            raise
 
     def read(self, path: str) -> bytes:
+        if not self.is_root:   # root's files are not the login user's to read through sftp
+            status, out, err = self.execute(f"cat -- {shlex.quote(path)}")
+            if status != 0:
+                raise CommandFailed(self.name, CommandResult(f"cat -- {path}", status, "",
+                                                             err.decode(errors="replace")))
+            return out
         with self.client.open_sftp() as sftp, sftp.open(path, "rb") as handle:
             return handle.read()
 
 
 # --- per lab --------------------------------------------------------------------------------
 def lab_transports(lab: Lab, state_dir: Path, connect_deadline: float = 120.0) -> dict[str, Transport]:
-    key = ensure_lab_key(state_dir)
-    return {m.name: Transport(m.name, str(m.ip), key.private_path, connect_deadline)
-            for m in lab.machines}
+    """machine name -> a handle on its shared connection (harness.ssh_pool); the pool's owner,
+    not the caller, closes the connections for good."""
+    from harness.ssh_pool import POOL
 
-
-def write_ssh_config(lab: Lab, state_dir: Path) -> Path:
-    """An ssh_config for the lab: used by testinfra's paramiko backend and by trainees
-    (`ssh -F <state>/ssh_config master01`)."""
-    key = ensure_lab_key(state_dir)
-    blocks = []
-    for m in lab.machines:
-        blocks.append(f"Host {m.name} {m.ip}\n  HostName {m.ip}\n  User root\n"
-                      f"  IdentityFile {key.private_path}\n  IdentitiesOnly yes\n"
-                      f"  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
-                      f"  LogLevel ERROR\n")
-    path = Path(state_dir) / "ssh_config"
-    path.write_text("\n".join(blocks))
-    return path
-
-
-def testinfra_host(machine: Machine, ssh_config: Path, timeout: int = 30):
-    """The machine as a testinfra host, through the paramiko backend and the lab's ssh_config."""
-    import testinfra
-
-    return testinfra.get_host(f"paramiko://root@{machine.ip}", ssh_config=str(ssh_config),
-                              timeout=timeout)
+    return POOL.transports(lab, state_dir, connect_deadline)

@@ -19,6 +19,7 @@ from harness.state import LabSecrets, lab_state_dir, load_secrets
 
 log = logging.getLogger(__name__)
 _CHANGES_LOCK = threading.Lock()
+_TRANSPORTS_LOCK = threading.Lock()
 
 # Which component ships each binary; versions.yaml says which version.
 BINARY_COMPONENT = {
@@ -35,7 +36,8 @@ class StepContext:
     state_dir: Path
     secrets: LabSecrets
     files: list[RenderedFile]
-    transports: dict = field(default_factory=dict)   # machine name -> harness.transport.Transport
+    # machine name -> harness.transport.Transport, taken from harness.ssh_pool on first use
+    transports: dict = field(default_factory=dict)
     changes: dict[str, list[str]] = field(default_factory=dict)  # step -> what it changed
     serial: bool = False            # one machine after another (`up --serial`), else all at once
     verbose_machines: bool = True   # a progress line per machine and step
@@ -45,11 +47,18 @@ class StepContext:
         return self.state_dir / "pki"
 
     def on(self, machine: Machine | str):
+        """The machine's transport: a handle on the process's one connection to it, shared
+        with the checks and testinfra (harness.ssh_pool)."""
         name = machine if isinstance(machine, str) else machine.name
-        if name not in self.transports:
-            from harness.transport import lab_transports
-            self.transports.update(lab_transports(self.lab, self.state_dir))
-        return self.transports[name]
+        transport = self.transports.get(name)
+        if transport is None:   # a cancelled one stays: no reconnect after an interrupt
+            from harness.ssh_pool import POOL
+            with _TRANSPORTS_LOCK:
+                transport = self.transports.get(name)
+                if transport is None:
+                    transport = POOL.transport(self.lab.machine(name), self.state_dir)
+                    self.transports[name] = transport
+        return transport
 
     def files_for(self, step: str, machine: Machine) -> list[RenderedFile]:
         return [f for f in self.files if f.step == step and f.machine == machine.name]
@@ -91,6 +100,8 @@ class StepContext:
         return path
 
     def close(self) -> None:
+        """Drop this context's connections now (they are the pool's: a later user reopens
+        them; the pool's owner closes them for good)."""
         for transport in self.transports.values():
             transport.close()
 

@@ -3,12 +3,18 @@
 import os
 import stat
 import time
+from pathlib import Path
 
 import paramiko
 import pytest
 
+from harness.lab import SshLogin
 from harness.transport import (CommandFailed, CommandResult, MachineUnreachable, Transport,
                                ensure_lab_key)
+
+
+def root_at(address: str, key: Path = Path("/nonexistent/key")) -> SshLogin:
+    return SshLogin(address=address, user="root", port=22, key=key)
 
 
 def test_lab_key_is_made_once_and_private(tmp_path):
@@ -23,18 +29,18 @@ def test_lab_key_is_made_once_and_private(tmp_path):
 def test_connect_gives_up_at_the_deadline_naming_machine_and_address(tmp_path):
     attempts = []
 
-    def refuse(address, key, timeout):
+    def refuse(login, timeout):
         attempts.append(time.monotonic())
         raise ConnectionRefusedError(111, "Connection refused")
 
-    transport = Transport("master01", "192.168.220.100", tmp_path / "key", connect_deadline=0.3,
+    transport = Transport("master01", root_at("192.168.220.100"), connect_deadline=0.3,
                           connect=refuse, retry_wait=0.05)
     started = time.monotonic()
     with pytest.raises(MachineUnreachable) as caught:
         transport.run("true")
     elapsed = time.monotonic() - started
     message = str(caught.value)
-    assert "master01" in message and "192.168.220.100:22" in message
+    assert "master01 (root@192.168.220.100:22)" in message
     assert "within 0s" not in message and "ConnectionRefusedError" in message
     assert len(attempts) > 1
     assert 0.25 <= elapsed < 2
@@ -44,13 +50,13 @@ def test_connect_retries_until_the_machine_answers(tmp_path):
     client = FakeClient()
     outcomes = [OSError("no route"), EOFError(), client]
 
-    def flaky(address, key, timeout):
+    def flaky(login, timeout):
         outcome = outcomes.pop(0)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    transport = Transport("node01", "10.240.0.11", tmp_path / "key", connect_deadline=5,
+    transport = Transport("node01", root_at("10.240.0.11"), connect_deadline=5,
                           connect=flaky, retry_wait=0.01)
     assert transport.client is client
     assert transport.client is client  # cached: connected once
@@ -60,13 +66,13 @@ def test_connect_retries_until_the_machine_answers(tmp_path):
 def test_a_refused_key_is_not_retried(tmp_path):
     calls = []
 
-    def refuse_key(address, key, timeout):
+    def refuse_key(login, timeout):
         calls.append(1)
         raise paramiko.AuthenticationException("Authentication failed.")
 
-    transport = Transport("node02", "10.240.0.12", tmp_path / "key", connect_deadline=5,
+    transport = Transport("node02", root_at("10.240.0.12", tmp_path / "key"), connect_deadline=5,
                           connect=refuse_key, retry_wait=0.01)
-    with pytest.raises(MachineUnreachable, match="lab key .* was refused"):
+    with pytest.raises(MachineUnreachable, match=r"root@10.240.0.12:22\): the key .*/key was refused"):
         transport.connect()
     assert calls == [1]
 
@@ -130,14 +136,14 @@ class FakeClient:
 
 def test_run_returns_a_command_result(tmp_path):
     channel = FakeChannel(b"master01\n", b"", 0)
-    transport = Transport("m", "10.0.0.1", tmp_path / "k", connect=lambda *a: FakeClient(channel))
+    transport = Transport("m", root_at("10.0.0.1"), connect=lambda *a: FakeClient(channel))
     result = transport.run("hostname")
     assert result == CommandResult("hostname", 0, "master01\n", "")
 
 
 def test_failed_command_names_machine_command_and_output(tmp_path):
     channel = FakeChannel(b"", b"unit haproxy.service not found\n", 5)
-    transport = Transport("master02", "10.0.0.2", tmp_path / "k", connect=lambda *a: FakeClient(channel))
+    transport = Transport("master02", root_at("10.0.0.2"), connect=lambda *a: FakeClient(channel))
     with pytest.raises(CommandFailed) as caught:
         transport.run("systemctl start haproxy")
     assert "[master02] `systemctl start haproxy` exited 5" in str(caught.value)
@@ -146,7 +152,7 @@ def test_failed_command_names_machine_command_and_output(tmp_path):
 
 def test_check_false_returns_the_failure(tmp_path):
     channel = FakeChannel(b"", b"no\n", 3)
-    transport = Transport("node02", "10.0.0.2", tmp_path / "k", connect=lambda *a: FakeClient(channel))
+    transport = Transport("node02", root_at("10.0.0.2"), connect=lambda *a: FakeClient(channel))
     result = transport.run("false", check=False)
     assert (result.exit_status, result.stderr, result.succeeded) == (3, "no\n", False)
 
@@ -154,6 +160,6 @@ def test_check_false_returns_the_failure(tmp_path):
 def test_dropped_connection_is_reopened_once(tmp_path):
     dead, alive = FakeClient(active=False), FakeClient(FakeChannel(b"back\n"))
     clients = [dead, alive]
-    transport = Transport("node01", "10.0.0.3", tmp_path / "k", connect=lambda *a: clients.pop(0))
+    transport = Transport("node01", root_at("10.0.0.3"), connect=lambda *a: clients.pop(0))
     assert transport.run("echo back").stdout == "back\n"
     assert dead.closed and clients == []

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT, teardown
+from harness.lab import SshLogin
 from harness.labfile import load_lab
 from harness.steps.context import StepContext
 from harness.steps.parallel import for_each
@@ -77,6 +78,26 @@ def test_stubborn_children_get_sigterm_then_sigkill_and_orphans_are_still_waited
                                        sleep=table.sleep, clock=lambda: table.now)
     assert signalled == ["p21 (pid 21) SIGTERM", "p30 (pid 30) SIGTERM", "p30 (pid 30) SIGKILL"]
     assert not table.processes().keys() - {me}
+
+
+def test_after_a_sigterm_the_children_first_get_the_sigint_a_terminal_would_have_sent():
+    me = os.getpid()
+    table = FakeTable(me, {10: None, 30: None}, {10: me, 30: me})  # 10 stops on SIGINT, 30 only on SIGKILL
+    lines = []
+    signalled = teardown.stop_children(grace=2, term_wait=4, log=lines.append, list_processes=table.processes,
+                                       kill=table.kill, sleep=table.sleep, clock=lambda: table.now,
+                                       interrupt_first=True)
+    assert signalled == ["p10 (pid 10) SIGINT", "p30 (pid 30) SIGINT", "p30 (pid 30) SIGTERM", "p30 (pid 30) SIGKILL"]
+    assert lines[0] == "sent SIGINT to p10 (pid 10), p30 (pid 30), as Ctrl-C would have"
+
+
+def test_sigterm_raises_terminated_a_keyboard_interrupt_only_inside_the_block():
+    with teardown.sigterm_as_interrupt():
+        with pytest.raises(teardown.Terminated) as caught:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    assert isinstance(caught.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_real_children_are_stopped():
@@ -159,7 +180,8 @@ class Client:
 def test_ctrl_c_in_a_parallel_step_cuts_every_machines_command_off(tmp_path):
     lab = load_lab(SMALL)
     clients = {m.name: Client() for m in lab.machines}
-    transports = {m.name: Transport(m.name, str(m.ip), tmp_path / "k", connect=lambda a, k, t, n=m.name: clients[n])
+    transports = {m.name: Transport(m.name, SshLogin(str(m.ip), "root", 22, tmp_path / "k"),
+                                    connect=lambda login, timeout, n=m.name: clients[n])
                   for m in lab.machines}
     ctx = StepContext(lab, tmp_path, None, [], transports=transports, verbose_machines=False)
     outcome = {}
@@ -216,6 +238,21 @@ def _wait_for(path: Path, proc, seconds=30):
         time.sleep(0.05)
 
 
+def _wait_until(condition, proc, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
+
+
+def _ignores_sigint(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
@@ -233,8 +270,16 @@ def _lock_is_free(state: Path) -> bool:
         return True
 
 
-@pytest.mark.parametrize("twice", [False, True], ids=["once", "again-during-teardown"])
-def test_sigint_during_up_leaves_nothing_and_the_next_up_works(tmp_path, twice):
+SIGNALS = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
+
+
+@pytest.mark.parametrize("signum,twice", [(signal.SIGINT, False), (signal.SIGINT, True),
+                                          (signal.SIGTERM, False), (signal.SIGTERM, True)],
+                         ids=["sigint", "sigint-again-during-teardown", "sigterm", "sigterm-again-during-teardown"])
+def test_a_signal_during_up_leaves_nothing_and_the_next_up_works(tmp_path, signum, twice):
+    """Ctrl-C (SIGINT) and SIGTERM (a cancelled CI job, `kill`) take the same teardown path;
+    only the exit status tells them apart (130, 143)."""
+    status, said = SIGNALS[signum]
     state = tmp_path / "state" / "small"
     fake = state / "fake-provider"
     up = ["up", str(SMALL), "--only", "machines", "--provider", "fake"]
@@ -243,20 +288,23 @@ def test_sigint_during_up_leaves_nothing_and_the_next_up_works(tmp_path, twice):
     _wait_for(fake / "provisioning", proc)
     assert sorted(p.name for p in (fake / "machines").iterdir()) == ["ctl1", "ctl2", "ctl3"]
     child = int((fake / "child.pid").read_text())
+    _wait_until(lambda: _ignores_sigint(child), proc)  # busy like a `vagrant up` that got Ctrl-C
     try:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         if twice:
             _wait_for(fake / "deleting", proc)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)  # the child holds the pipes until it is stopped
     finally:
         for pid in (proc.pid, child):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
-    assert "interrupted: collecting logs, then tearing the lab down" in err
+    assert proc.returncode == status, err
+    assert f"{said}: collecting logs, then tearing the lab down" in err
     assert "SIGTERM" in err and not _alive(child)  # the busy provider process was stopped first
-    assert ("interrupted again: collecting logs and tearing lab small down goes on" in err) == twice
+    # A terminal's Ctrl-C reaches the child too; a SIGTERM does not, so the harness passes it on.
+    assert (f"(pid {child}), as Ctrl-C would have" in err) == (signum == signal.SIGTERM)
+    assert (f"{said} again: collecting logs and tearing lab small down goes on" in err) == twice
     assert not list((fake / "machines").iterdir()) and not (fake / "network").exists()
     assert "destroy] fake" in out and "nothing of the lab remains" in out
     assert not (state / "provider").exists() and _lock_is_free(state)
