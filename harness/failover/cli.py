@@ -1,4 +1,4 @@
-"""`python -m harness scenario list|run NAME [--explain]|report DIR|table [RUN]|break|verify|restore NAME`."""
+"""`python -m harness scenario list|run NAME [--explain]|report DIR|table [RUN]|compare A B|break|verify|restore NAME`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,14 @@ def cmd_table(args) -> int:
 
     folder = table.scenario_folder(Path(args.run) if args.run else None)
     print(table.render(load_results(folder), folder), end="")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Two runs side by side: each stream's longest gap against the bound (seed versus tuned)."""
+    from harness.failover import compare
+
+    print(compare.render(Path(args.run_a), Path(args.run_b)), end="")
     return 0
 
 
@@ -136,6 +144,11 @@ def register(subparsers) -> None:
     p = sub.add_parser("table", help="print a run's scenario | bound | measured | verdict table (Markdown)")
     p.add_argument("run", nargs="?", help="artifacts/<run> or its scenarios folder (default: the newest run)")
     p.set_defaults(func=cmd_table)
+    p = sub.add_parser("compare", help="two runs side by side: each API stream's gap against the bound "
+                                       "(e.g. the seed haproxy profile against the tuned one)")
+    p.add_argument("run_a", help="artifacts/<run> of the first run (e.g. the seed profile)")
+    p.add_argument("run_b", help="artifacts/<run> of the second run (e.g. the tuned profile)")
+    p.set_defaults(func=cmd_compare)
     for command, text in (("break", "break the lab as NAME does and leave it broken (a drill)"),
                           ("verify", "did the trainee's fix bring the lab back? core checks + NAME's own"),
                           ("restore", "repair a drill's breakage automatically")):

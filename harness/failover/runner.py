@@ -32,6 +32,7 @@ class ScenarioResult:
     events: dict = field(default_factory=dict)     # break / restore / end, seconds since probe start
     convergence_error: str = ""
     started_at: str = ""          # wall clock, UTC, for the trend page
+    haproxy_profile: str = "seed"  # the lab's haproxy profile (seed or tuned), for `scenario compare`
 
     @property
     def bound(self) -> bounds.Bound:
@@ -133,7 +134,7 @@ def run_scenario(env: Env, name: str, out_dir: Path | None = None) -> ScenarioRe
     outcome = ScenarioResult(name, scenario.title, bound.seconds, bound.formula, facts, summary,
                              [(s.at, s.stream, s.ok) for s in result.samples], error=error,
                              bound_direction=bound.direction, measure=scenario.measure, events=events,
-                             started_at=started_at)
+                             started_at=started_at, haproxy_profile=env.lab.haproxy.profile)
     try:
         run_steps(env.ctx)                                          # the lab converges back...
         outcome.facts["converged_checks_s"] = round(sum(checks.converge(env.ctx).values()), 1)

@@ -67,7 +67,7 @@ def lab(monkeypatch):
     monkeypatch.setattr(runner, "SETTLE_S", 0.0)
     monkeypatch.setattr(steps_runner, "run_steps", lambda ctx: calls.append("steps"))
     monkeypatch.setattr(checks, "converge", converge)
-    env = SimpleNamespace(lab=None, ctx=SimpleNamespace(pki_dir=None))
+    env = SimpleNamespace(lab=SimpleNamespace(haproxy=SimpleNamespace(profile="tuned")), ctx=SimpleNamespace(pki_dir=None))
     return env, calls, state
 
 
@@ -78,6 +78,7 @@ def test_a_good_run_is_restored_converged_and_reported(lab, tmp_path):
                      "converge"]
     assert result.converged and result.error == "" and problems(result) == []
     assert set(result.events) == {"break", "restore", "end"} and result.probe["acknowledged_writes"] == 2
+    assert result.haproxy_profile == "tuned"                  # recorded, for `scenario compare`
     assert (tmp_path / "etcd-one-down.json").exists() and (tmp_path / "etcd-one-down.md").exists()
 
 
