@@ -101,30 +101,37 @@ def _drill(command: str):
 
 
 def cmd_run(args) -> int:
-    from harness.failover.runner import run_scenario
+    from harness.failover.runner import problems, run_scenario
     from harness.failover.scenarios import Env
     from harness.lab import load_lab
     from harness.providers import resolve_provider
     from harness.state import lab_state_dir
     from harness.steps.context import build_context
 
-    if args.name not in _names():
-        raise UserError(f"scenario: unknown name {args.name!r} (known: {', '.join(_names())})")
-    if args.explain:
-        print(explanation(args.name))
-        print()
+    unknown = [name for name in args.names if name not in _names()]
+    if unknown:
+        raise UserError(f"scenario: unknown name {unknown[0]!r} (known: {', '.join(_names())})")
     lab = load_lab(args.lab)
-    ctx = build_context(lab)
-    out = Path("artifacts") / f"scenario-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        result = run_scenario(Env(ctx, resolve_provider(lab, lab_state_dir(lab))), args.name, out)
-    finally:
-        ctx.close()
-    from harness.failover.runner import problems
-    print((out / f"{args.name}.md").read_text())
-    if (out / f"{args.name}.html").exists():
-        print(f"report: {out / (args.name + '.html')} (index: {out / 'index.html'})")
-    return 0 if not problems(result) else 1
+    # one folder for every scenario of this command, so `scenario table` and `compare` read them together
+    out = Path(args.out) if args.out else Path("artifacts") / f"scenario-{time.strftime('%Y%m%d-%H%M%S')}"
+    failed = 0
+    for name in args.names:
+        if args.explain:
+            print(explanation(name))
+            print()
+        ctx = build_context(lab)
+        try:
+            result = run_scenario(Env(ctx, resolve_provider(lab, lab_state_dir(lab))), name, out)
+        finally:
+            ctx.close()
+        print((out / f"{name}.md").read_text())
+        if (out / f"{name}.html").exists():
+            print(f"report: {out / (name + '.html')} (index: {out / 'index.html'})")
+        failed += bool(problems(result))
+    if len(args.names) > 1:
+        print(f"{len(args.names) - failed} of {len(args.names)} scenarios passed; "
+              f"table: python -m harness scenario table {out}")
+    return 0 if not failed else 1
 
 
 def register(subparsers) -> None:
@@ -132,8 +139,9 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="scenario_command", required=True)
     p = sub.add_parser("list", help="the scenarios")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("run", help="run one scenario against a running lab")
-    p.add_argument("name")
+    p = sub.add_parser("run", help="run scenarios against a running lab, one after another")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--out", help="the run's folder (default: artifacts/scenario-<time>)")
     p.add_argument("--lab", default=str(REPO_ROOT / "labs" / "seed.yaml"))
     p.add_argument("--explain", action="store_true", help="print what happens inside, first")
     p.set_defaults(func=cmd_run)

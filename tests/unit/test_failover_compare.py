@@ -3,7 +3,11 @@ profile) side by side, each stream's longest gap as a multiple of the bound."""
 
 import dataclasses
 
+import pytest
+
 from harness import cli
+from harness.errors import UserError
+from harness.failover import cli as failover_cli
 from harness.failover import bounds, compare
 from harness.failover.runner import ScenarioResult
 from tests.unit.test_failover_table import PROBE, scenario, write_run
@@ -49,3 +53,11 @@ def test_a_folder_without_results_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["scenario", "compare", str(tmp_path / "x"), str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: scenario table:") and "\n" not in err
+
+
+def test_scenario_run_takes_several_names_and_refuses_an_unknown_one_first():
+    args = cli.build_parser().parse_args(["scenario", "run", "haproxy-dies", "master-partition", "--out", "x"])
+    assert args.names == ["haproxy-dies", "master-partition"] and args.out == "x"
+    args = cli.build_parser().parse_args(["scenario", "run", "haproxy-dies", "no-such-thing"])
+    with pytest.raises(UserError, match="^scenario: unknown name 'no-such-thing'"):
+        failover_cli.cmd_run(args)             # before the lab file is read or anything is run
