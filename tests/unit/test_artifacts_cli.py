@@ -17,14 +17,15 @@ K8S = load_versions().kubernetes.version  # the pinned version, whatever it is
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("K8S_HA_LAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("K8S_HA_LAB_RELEASE_MIRROR", raising=False)
+    monkeypatch.setenv("K8S_HA_LAB_RELEASE_MIRRORS", str(tmp_path / "no-release-mirrors.yaml"))
+    monkeypatch.setenv("K8S_HA_LAB_RELEASE_BASE_KUBERNETES", "https://files.example/k8s")
     return tmp_path / "cache"
 
 
-def test_list_release_prints_the_upstream_urls(cache, capsys):
+def test_list_release_prints_the_download_urls(cache, capsys):
     assert artifacts_main(["list", "--source", "release", "--only", "kubernetes"]) == 0
     out = capsys.readouterr().out
-    assert f"https://dl.k8s.io/release/{K8S}/bin/linux/amd64/kube-apiserver" in out
+    assert f"https://files.example/k8s/{K8S}/bin/linux/amd64/kube-apiserver" in out
     assert "kube-apiserver.sha256" in out and "missing" in out
 
 

@@ -1,4 +1,7 @@
-"""Downloads official release binaries and installs them only if their sha256 matches."""
+"""Downloads official release binaries and installs them only if their sha256 matches.
+
+Where from is the host's business (harness.artifacts.release_urls): a project with no base URL
+configured is refused before anything is downloaded."""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from pathlib import Path
 from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, \
     wait_exponential
 
-from harness.artifacts.release_urls import (UPSTREAM, ReleaseAsset, ReleaseTemplate, parse_sums,
-                                            pinned_checksums, with_mirror)
+from harness.artifacts.release_urls import (LAYOUTS, ReleaseAsset, ReleaseTemplate, configured_bases,
+                                            parse_sums, pinned_checksums, require_base)
 from harness.artifacts.sources.base import ArtifactSource, OnReady, _ignore
 from harness.errors import UserError
 from harness.versions import Component
@@ -57,10 +60,17 @@ class ReleaseSource(ArtifactSource):
     name = "release"
 
     def __init__(self, templates: dict[str, ReleaseTemplate] | None = None, arch: str = "amd64",
-                 mirror: str | None = None):
-        self.templates = templates or UPSTREAM
+                 bases: dict[str, str] | None = None):
+        """`bases`: project -> base URL; None reads the host's configuration when first needed."""
+        self.templates = templates or LAYOUTS
         self.arch = arch
-        self.mirror = mirror
+        self._bases = bases
+
+    @property
+    def bases(self) -> dict[str, str]:
+        if self._bases is None:
+            self._bases = configured_bases()
+        return self._bases
 
     def assets(self, component: Component, binaries: list[str]) -> dict[str, ReleaseAsset]:
         """binary -> the asset it comes from (several binaries may share one archive)."""
@@ -68,17 +78,17 @@ class ReleaseSource(ArtifactSource):
         if template is None:
             raise UserError(f"{component.name}: no release download known (release source "
                             f"covers {', '.join(self.templates)})")
-        return {b: template.render(component.version, b, self.arch) for b in binaries}
+        base = require_base(component.name, self.bases)
+        return {b: template.render(base, component.version, b, self.arch) for b in binaries}
 
     def describe(self, component: Component, binaries: list[str]) -> list[str]:
         lines = []
         for binary, asset in self.assets(component, binaries).items():
-            where = with_mirror(asset.url, self.mirror)
             inside = f" ({asset.members[binary]})" if asset.members else ""
-            check = {"sidecar": f"{where}.sha256",
-                     "sums": with_mirror(asset.sums_url, self.mirror),
+            check = {"sidecar": f"{asset.url}.sha256",
+                     "sums": asset.sums_url,
                      "pinned": "sha256 pinned in release_checksums.yaml"}[asset.checksum_kind]
-            lines.append(f"{where}{inside}, checked against {check}")
+            lines.append(f"{asset.url}{inside}, checked against {check}")
         return lines
 
     def fetch(self, component: Component, binaries: list[str], dest_dir: Path,
@@ -103,10 +113,10 @@ class ReleaseSource(ArtifactSource):
         return result
 
     def _fetch_verified(self, component: Component, asset: ReleaseAsset, into: Path) -> Path:
-        url = with_mirror(asset.url, self.mirror)
+        url = asset.url
         what = f"{component.name} {component.version}"
         expected = self._expected_digest(asset, what)
-        local = into / asset.url.rsplit("/", 1)[-1]
+        local = into / asset.filename
         try:
             actual = _download(url, local)
         except (urllib.error.URLError, OSError) as exc:
@@ -120,13 +130,13 @@ class ReleaseSource(ArtifactSource):
     def _expected_digest(self, asset: ReleaseAsset, what: str) -> str:
         try:
             if asset.checksum_kind == "sidecar":
-                text = _read_text(with_mirror(asset.url + ".sha256", self.mirror))
+                text = _read_text(asset.url + ".sha256")
                 digest = text.split()[0].lower() if text.split() else None
             elif asset.checksum_kind == "sums":
-                text = _read_text(with_mirror(asset.sums_url, self.mirror))
-                digest = parse_sums(text, asset.url.rsplit("/", 1)[-1])
+                text = _read_text(asset.sums_url)
+                digest = parse_sums(text, asset.filename)
             else:
-                digest = pinned_checksums().get(asset.url)
+                digest = pinned_checksums().get(asset.filename)
         except (urllib.error.URLError, OSError) as exc:
             raise UserError(f"{what}: could not read the checksum for {asset.url}: {exc}") \
                 from None
