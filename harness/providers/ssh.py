@@ -72,18 +72,16 @@ class SshProvider:
         return f"{m.ssh.user if m.ssh else 'root'}@{address}:{port}"
 
     def _transports(self):
+        """Handles on the process's shared connections (harness.ssh_pool), which the pool's
+        owner (the CLI command, the pytest session) closes."""
         from harness.transport import lab_transports
         return lab_transports(self.lab, self.state_dir, connect_deadline=LOGIN_DEADLINE)
 
     def _on_each(self, work: Callable[[object, Machine], T],
                  machines: list[Machine] | None = None) -> dict[str, T | BaseException]:
         transports = self._transports()
-        try:
-            return _each(machines if machines is not None else list(self.lab.machines),
-                         lambda m: work(transports[m.name], m))
-        finally:
-            for transport in transports.values():
-                transport.close()
+        return _each(machines if machines is not None else list(self.lab.machines),
+                     lambda m: work(transports[m.name], m))
 
     def _baseline_path(self, name: str) -> Path:
         return self.state_dir / BASELINES / f"{name}.txt"
