@@ -56,6 +56,7 @@ def _block_testinfra_plugin(pluginmanager) -> None:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "machines: needs the lab's machines up (Vagrant + a provider)")
+    config.addinivalue_line("markers", "two_labs: seed and small up side by side (opt-in: tox -e two-labs)")
     config.stash[_run_id_key] = os.environ.get("K8S_HA_LAB_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
     # The run's folder for logs, JUnit and timings; the root conftest writes there too.
     config.k8s_ha_lab_run_dir = artifacts_dir(config)
