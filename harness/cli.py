@@ -111,7 +111,7 @@ def cmd_up(args) -> int:
     steps_until(args.until)  # a bad --until is refused before anything starts
     if args.step:
         return _run_one_step(lab, args)
-    run_dir = _run_dir("up")
+    run_dir = _run_dir(f"up-{lab.name}")  # two labs' `up` started in the same second: two folders
     try:
         status = machines_cli.up_machines(lab, args)
     except UserError:

@@ -308,7 +308,7 @@ def test_a_signal_during_up_leaves_nothing_and_the_next_up_works(tmp_path, signu
     assert not list((fake / "machines").iterdir()) and not (fake / "network").exists()
     assert "destroy] fake" in out and "nothing of the lab remains" in out
     assert not (state / "provider").exists() and _lock_is_free(state)
-    assert list((tmp_path / "artifacts").glob("up-*/machines/fake-provider.txt"))
+    assert list((tmp_path / "artifacts").glob("up-small-*/machines/fake-provider.txt"))  # the lab's own folder
 
     status, out, err = _harness(tmp_path, *up)  # the next up works
     assert status == 0, err
