@@ -58,9 +58,13 @@ def _at_once(folder: Path, commands: dict[str, list[str]], timeout: float) -> di
     runs = {}
     deadline = time.monotonic() + timeout
     try:
-        for name, proc in procs.items():
-            status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-            runs[name] = Run(name, started[name], time.monotonic(), status, "")
+        while len(runs) < len(procs):   # each one's end noted when it ends, not when it is asked
+            for name, proc in procs.items():
+                if name not in runs and proc.poll() is not None:
+                    runs[name] = Run(name, started[name], time.monotonic(), proc.returncode, "")
+            assert time.monotonic() < deadline, f"still running after {timeout:.0f}s: " \
+                f"{', '.join(n for n in procs if n not in runs)} (output in {folder})"
+            time.sleep(0.5)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
