@@ -5,7 +5,8 @@ On the machine, in BASELINE_DIR: `summary` (which footprint paths existed, their
 unit's enablement and state, the kernel settings, which of the harness's users existed),
 `files.tar` (the footprint files that existed, e.g. the packages' containerd and haproxy
 configs), `accounts.tar` (/etc/passwd and friends, which useradd rewrites), `hosts` (a copy of
-/etc/hosts) and `lab` (whose baseline it is). A second `up` keeps the first record: the machine
+/etc/hosts), `containerd.dirs` (containerd's folders, a few levels deep) and `lab` (whose
+baseline it is). A second `up` keeps the first record: the machine
 is then no longer as it was. The host keeps a copy of the summary in the lab's state folder,
 which `leftovers` compares the machine with after `down`.
 """
@@ -43,7 +44,8 @@ done
 rm -rf "$P"; mkdir -m 0700 "$P"
 {{
   echo "lab "{name}
-  for p in {words((*fp.FILES, *fp.parent_dirs(), *fp.ACCOUNT_FILES, *fp.cri_dirs()))}; do
+  for p in {words((*fp.FILES, *fp.parent_dirs(), *fp.ACCOUNT_FILES, *fp.cri_dirs(), *fp.CONTAINERD_LAZY_FILES,
+                   *fp.PACKAGED_UNIT_TRACES))}; do
     if [ -e "$p" ] || [ -L "$p" ]; then echo "existed $p"; fi
   done
   for f in {words(fp.FILES)}; do
@@ -69,6 +71,7 @@ printf '%s\\n' {words(p.lstrip('/') for p in fp.ACCOUNT_FILES)} | while read -r 
 tar -cpf "$P/files.tar" --numeric-owner -T "$P/files.list"
 tar -cpf "$P/accounts.tar" --numeric-owner -T "$P/accounts.list"
 cat /etc/hosts > "$P/hosts"
+find {words(fp.CONTAINERD_ROOTS)} -maxdepth {fp.CONTAINERD_DEPTH} -type d 2>/dev/null | sort > "$P/containerd.dirs" || true
 echo {name} > "$P/lab"
 mkdir -p "$(dirname "$B")"
 mv "$P" "$B"

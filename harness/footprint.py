@@ -36,8 +36,13 @@ PACKAGED_UNITS = ("containerd.service", "haproxy.service", "keepalived.service")
 RELOADED_UNITS = ("ssh.service",)
 
 CNI_CONFLIST = f"{CNI_CONF_DIR}/10-flannel.conflist"   # written by mk-cni-conf.service
+SSHD_DROPIN = registry.SSHD_DROPIN
 CONTAINERD_DROPIN = f"{UNIT_DIR}/containerd.service.d/10-k8s-ha-lab.conf"
 SYSCTL_FILE = "/etc/sysctl.d/90-k8s-ha-lab.conf"
+
+# What a package's own unit leaves once the harness has started it: Debian's haproxy.service
+# bind-mounts /dev/log into its chroot, which makes this empty file. Removed when it is new.
+PACKAGED_UNIT_TRACES = ("/var/lib/haproxy/dev/log",)
 
 # Exact paths: removed by `down`, or put back as they were when they existed before.
 FILES = (
@@ -99,6 +104,13 @@ CRI_STATE_DIRS = ("/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
                   "/var/lib/containerd/io.containerd.grpc.v1.cri/containers",
                   "/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
                   "/run/containerd/io.containerd.grpc.v1.cri/containers")
+# containerd's own folders: the plugins make sub-folders lazily for the lab's images and pods
+# (content blobs, the k8s.io task folder, ...); `down` removes the ones that are new and empty
+# once the lab's namespace is gone, and the overlayfs snapshotter's database when the lab's
+# snapshots were its first.
+CONTAINERD_ROOTS = ("/var/lib/containerd", "/run/containerd")
+CONTAINERD_DEPTH = 4
+CONTAINERD_LAZY_FILES = ("/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/metadata.db",)
 HOSTS_MARKERS = (HOSTS_BEGIN, HOSTS_END)
 
 

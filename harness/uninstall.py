@@ -45,7 +45,9 @@ def _mount_pattern() -> str:
 
 
 def stop_script(lab: Lab) -> str:
-    own = words(fp.OWN_UNITS)
+    # In the reverse order of the steps that started them: the apiserver stopped after etcd
+    # waits for its storage until systemd's 90 s stop timeout kills it.
+    own = words(reversed(fp.OWN_UNITS))
     ns = fp.CONTAINERD_NAMESPACE
     mounts = _mount_pattern()
     return "set -u\n" + _guard(lab) + f"""for u in kubelet.service kube-proxy.service; do systemctl stop "$u" 2>/dev/null; done
@@ -87,10 +89,19 @@ for u in {words(fp.units())}; do
   if [ "$(enabled_before "$u")" != enabled ] && [ "$(systemctl is-enabled "$u" 2>/dev/null)" = enabled ]; then
     systemctl disable --quiet "$u"; fi
 done
+reload_sshd=; if [ -e {fp.SSHD_DROPIN} ]; then reload_sshd=yes; fi
 rm -f {words(fp.FILES)}
 tar -xpf "$B/files.tar" --numeric-owner -C /
 for d in {words(fp.CRI_STATE_DIRS)}; do if [ -d "$d" ]; then find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; fi; done
 for d in {words(fp.cri_dirs())}; do if ! existed "$d" && [ -d "$d" ]; then rmdir "$d" 2>/dev/null; fi; done
+if [ -f "$B/containerd.dirs" ]; then   # containerd is stopped: its new, empty folders go, children first
+  find {words(fp.CONTAINERD_ROOTS)} -mindepth 1 -maxdepth {fp.CONTAINERD_DEPTH} -type d 2>/dev/null | sort -r |
+    while read -r d; do grep -qxF "$d" "$B/containerd.dirs" || rmdir "$d" 2>/dev/null; done
+fi
+for f in {words(fp.PACKAGED_UNIT_TRACES)}; do if ! existed "$f" && [ -e "$f" ]; then rm -f "$f"; fi; done
+for f in {words(fp.CONTAINERD_LAZY_FILES)}; do
+  if ! existed "$f" && [ -f "$f" ] && [ -z "$(ls -A "$(dirname "$f")/snapshots" 2>/dev/null)" ]; then rm -f "$f"; fi
+done
 rm -rf --one-file-system {words(trees)}
 for g in {' '.join(fp.SCRATCH_GLOBS)}; do rm -rf "$g"; done
 for u in {words(fp.USERS)}; do
@@ -110,7 +121,8 @@ for u in {words(fp.units())}; do
   if [ "$(enabled_before "$u")" = enabled ]; then systemctl enable --quiet "$u"; fi
   if [ "$(active_before "$u")" = active ]; then systemctl restart "$u"; fi
 done
-if systemctl is-active -q {words(fp.RELOADED_UNITS)}; then systemctl reload {words(fp.RELOADED_UNITS)}; fi
+if [ -n "$reload_sshd" ] && systemctl is-active -q {words(fp.RELOADED_UNITS)}; then   # without the registry's drop-in
+  systemctl reload {words(fp.RELOADED_UNITS)}; fi
 rm -rf --one-file-system /var/lib/k8s-ha-lab
 echo removed
 """
@@ -158,7 +170,7 @@ def leftovers_script(lab: Lab) -> str:
     begin = shlex.quote(fp.HOSTS_MARKERS[0])
     return f"""for t in {words(fp.TREES)}; do if [ -e "$t" ] || [ -L "$t" ]; then echo "tree $t"; fi; done
 for g in {' '.join(fp.SCRATCH_GLOBS)}; do if [ -e "$g" ]; then echo "tree $g"; fi; done
-for f in {words((*fp.FILES, *fp.parent_dirs(), *fp.cri_dirs()))}; do
+for f in {words((*fp.FILES, *fp.parent_dirs(), *fp.cri_dirs(), *fp.PACKAGED_UNIT_TRACES))}; do
   if [ -f "$f" ]; then echo "file $(sha256sum < "$f" | cut -d' ' -f1) $f"
   elif [ -e "$f" ] || [ -L "$f" ]; then echo "path $f"; fi
 done

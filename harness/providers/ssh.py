@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+import tenacity
+
 from harness.baseline import Baseline, record_script
 from harness.errors import ProviderError, UserError
 from harness.lab import Lab, Machine
@@ -29,6 +31,7 @@ from harness.providers.ssh_checks import probe_script, problems
 T = TypeVar("T")
 CONNECT_TIMEOUT = 3.0     # list_machines: a TCP connect, no login
 LOGIN_DEADLINE = 20.0     # sanity checks, provision, down: an SSH login, retried until then
+REACH_DEADLINE = 15.0     # down and leftovers: how long a machine may refuse its SSH port
 BASELINES = "ssh-baselines"   # in the state folder: the host's copy of each machine's baseline summary
 
 
@@ -37,6 +40,17 @@ def tcp_answers(address: str, port: int, timeout: float = CONNECT_TIMEOUT) -> bo
         with socket.create_connection((address, port), timeout=timeout):
             return True
     except OSError:
+        return False
+
+
+def answers_within(address: str, port: int, deadline: float = REACH_DEADLINE) -> bool:
+    """For down: sshd reloaded by the uninstall (the registry's drop-in removed) re-executes and
+    refuses connections for a moment; a machine counts as unreachable only after a deadline."""
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_delay(deadline), wait=tenacity.wait_fixed(1),
+                                 retry=tenacity.retry_if_result(lambda ok: not ok), reraise=False)
+    try:
+        return retrying(tcp_answers, address, port)
+    except tenacity.RetryError:
         return False
 
 
@@ -155,7 +169,7 @@ class SshProvider:
         from harness.uninstall import uninstall
 
         self._require_logins()
-        reachable = [m for m in self.lab.machines if tcp_answers(*endpoint(m))]
+        reachable = [m for m in self.lab.machines if answers_within(*endpoint(m))]
         done = self._on_each(lambda t, m: uninstall(t.run, self.lab), reachable)
         removed, failed = [], []
         for m in self.lab.machines:
@@ -174,7 +188,7 @@ class SshProvider:
         from harness.uninstall import leftovers
 
         self._require_logins()
-        reachable = [m for m in self.lab.machines if tcp_answers(*endpoint(m))]
+        reachable = [m for m in self.lab.machines if answers_within(*endpoint(m))]
         found = [f"{m.name}: unreachable at {self._login(m)}, cannot tell what remains"
                  for m in self.lab.machines if m not in reachable]
         results = self._on_each(lambda t, m: leftovers(t.run, self.lab, self.host_baseline(m.name)), reachable)
