@@ -174,8 +174,11 @@ def _run_kubeadm(ctx: StepContext, m, args: str) -> dict[str, float]:
     started = float(run(ctx, STEP, m, "date +%s.%N").stdout)
     out = run(ctx, STEP, m, _timestamped(f"kubeadm {args}"), unit="kubelet", timeout=600)
     ended = float(run(ctx, STEP, m, "date +%s.%N").stdout)
-    (ctx.state_dir / "kubeadm").mkdir(parents=True, exist_ok=True)
-    (ctx.state_dir / "kubeadm" / f"{m.name}-{args.split()[0]}.log").write_text(out.stdout)
+    # kept in the lab's state folder (the join command kubeadm prints holds the token): 0600
+    log = ctx.state_dir / "kubeadm" / f"{m.name}-{args.split()[0]}.log"
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log.touch(mode=0o600)
+    log.write_text(out.stdout)
     return phase_seconds(out.stdout, started, ended)
 
 
