@@ -22,6 +22,21 @@ from harness.transport import Cancelled, Transport
 from tests.unit.conftest import SMALL
 
 
+@pytest.fixture(autouse=True)
+def _sigint_as_at_a_terminal():
+    """A shell's background job (`cmd &` without job control, as CI may start us) inherits SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler. These tests are about what a
+    Ctrl-C at a terminal does, so they run with Python's own SIGINT handler, and so do the
+    children they start (_at_a_terminal)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _at_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the child's Python then installs its own handler
+
+
 # --- the process tree -----------------------------------------------------------------------------
 def _proc(tmp_path, table):
     for pid, (ppid, name, state) in table.items():
@@ -223,7 +238,8 @@ def _harness(tmp_path, *argv, env=None, wait=True):
     environment = {**os.environ, "K8S_HA_LAB_STATE": str(tmp_path / "state"), "PYTHONPATH": str(REPO_ROOT),
                    **(env or {})}
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, *argv], cwd=tmp_path, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_at_a_terminal)
     if wait:
         out, err = proc.communicate(timeout=60)
         return proc.returncode, out, err
