@@ -139,7 +139,17 @@ def pull_on_every_node(ctx: StepContext, image: dict, timeout: float = 180.0,
         return seen
     seen = await_state(ctx, STEP, f"a pod on every node running {image['ref']}", all_running, timeout=timeout,
                        interval=2, command=f"kubectl -n {reg.NAMESPACE} get pods -l app={PULL_APP}")
-    events = json.loads(kubectl(ctx, STEP, f"-n {reg.NAMESPACE} get events -o json").stdout)
+
+    def every_pull_posted():
+        # The kubelet posts a pod's status and its Pulled event separately; on a busy host the
+        # pod may show Running seconds before the event is there, so wait for every pod's event.
+        events = json.loads(kubectl(ctx, STEP, f"-n {reg.NAMESPACE} get events -o json").stdout)
+        missing = [pod for pod, uid, _ in seen.values() if pulled_in(events, uid) is None]
+        if missing:
+            raise NotYet(f"no kubelet Pulled event yet for {', '.join(sorted(missing))}")
+        return events
+    events = await_state(ctx, STEP, "a kubelet Pulled event for every pull pod", every_pull_posted,
+                         timeout=60, interval=2, command=f"kubectl -n {reg.NAMESPACE} get events")
     result = {}
     for node, (pod, uid, image_id) in seen.items():
         logs = ""
