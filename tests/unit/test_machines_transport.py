@@ -8,6 +8,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests.unit.fake_ssh import Channel
 from harness.lab import SshLogin
 from harness.transport import (CommandFailed, CommandResult, MachineUnreachable, Transport,
                                ensure_lab_key)
@@ -77,36 +78,16 @@ def test_a_refused_key_is_not_retried(tmp_path):
     assert calls == [1]
 
 
-class FakeChannel:
+class FakeChannel(Channel):
+    """One channel whose every command gets the same answer; remembers the last command."""
+
     def __init__(self, stdout=b"", stderr=b"", status=0):
-        self._out, self._err, self._status = stdout, stderr, status
-        self.command = None
+        self.log: list[str] = []
+        super().__init__(lambda _command: (status, stdout, stderr), self.log)
 
-    def exec_command(self, command):
-        self.command = command
-
-    def recv_ready(self):
-        return bool(self._out)
-
-    def recv(self, n):
-        data, self._out = self._out[:n], self._out[n:]
-        return data
-
-    def recv_stderr_ready(self):
-        return bool(self._err)
-
-    def recv_stderr(self, n):
-        data, self._err = self._err[:n], self._err[n:]
-        return data
-
-    def exit_status_ready(self):
-        return True
-
-    def recv_exit_status(self):
-        return self._status
-
-    def close(self):
-        pass
+    @property
+    def command(self):
+        return self.log[-1] if self.log else None
 
 
 class FakeTransport:
