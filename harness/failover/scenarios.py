@@ -320,7 +320,12 @@ def _start_etcd(env: Env) -> None:
     first = env.lab.etcd_members[0]
 
     def caught_up():
-        out = _etcdctl(env, first, f"endpoint status -w json --endpoints={env.lab.etcd_endpoints}").stdout
+        # a member still starting answers nothing yet (on a loaded host for seconds): not yet, not an error
+        status = _etcdctl(env, first, f"endpoint status -w json --endpoints={env.lab.etcd_endpoints} "
+                                      "--command-timeout=2s", check=False)
+        if status.exit_status != 0:
+            raise NotYet(f"not every member answers yet: {(status.stderr or status.stdout).strip()[-200:]}")
+        out = status.stdout
         revisions = {s["Status"]["header"]["revision"] for s in json.loads(out)}
         if len(revisions) != 1:
             raise NotYet(f"members at revisions {sorted(revisions)}")
