@@ -24,6 +24,8 @@ from harness.baseline import BASELINE_DIR, Baseline, words
 from harness.lab import Lab
 
 Run = Callable[..., object]   # Transport.run(command, check=..., timeout=...) -> CommandResult
+KILLED_UNITS = ("kube-apiserver.service", "kube-controller-manager.service", "kube-scheduler.service",
+                "etcd.service")
 NETFILTER_TOOLS = (("iptables-save", "iptables-restore"), ("ip6tables-save", "ip6tables-restore"),
                    ("iptables-legacy-save", "iptables-legacy-restore"),
                    ("ip6tables-legacy-save", "ip6tables-legacy-restore"))
@@ -67,6 +69,8 @@ if systemctl is-active -q containerd.service && command -v ctr >/dev/null; then
   ctr namespaces remove {ns} >/dev/null 2>&1
 fi
 systemctl stop kubepods.slice 2>/dev/null
+# Their data goes next, so no graceful shutdown is owed: an apiserver drains its watches for 60 s.
+for u in {words(KILLED_UNITS)}; do systemctl kill --signal=SIGKILL "$u" 2>/dev/null; done
 for u in {own} {words(fp.PACKAGED_UNITS)}; do systemctl stop "$u" 2>/dev/null; done   # one by one: a unit not loaded fails only itself
 for n in $(ip netns list 2>/dev/null | awk '{{print $1}}' | grep '^{fp.NETNS_PREFIX}'); do ip netns delete "$n"; done
 findmnt -rn -o TARGET | grep -E '{mounts}' | sort -r | while read -r m; do umount -l "$m"; done

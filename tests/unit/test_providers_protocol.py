@@ -169,6 +169,8 @@ OUTSIDE_PROVIDERS = {
                                      "itself (owned by the failover work; power_off(force=True) is the "
                                      "protocol's way)",
     "scenarios/test_machines.py": "checks the docker provider's `down` against docker's own listing",
+    "scenarios/test_ssh_provider.py": "makes the ssh provider's machines itself with a plain `docker run` "
+                                      "of the node image (no provider makes machines for it), and snapshots them",
 }
 MARKERS = ("providers.docker", "providers.vagrant", "import vagrant", '"docker", ', '["docker"',
            ".vagrant.", "run_docker")
