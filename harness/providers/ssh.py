@@ -119,6 +119,8 @@ class SshProvider:
         results = self._on_each(lambda t, m: t.run(probe_script(self.lab, m), check=False, timeout=60))
         for m in self.lab.machines:
             result = results[m.name]
+            if isinstance(result, UserError):   # the transport's own one line (sudo wants a password)
+                raise UserError(str(result))
             if isinstance(result, BaseException):
                 raise UserError(f"machine {m.name}: cannot log in as {self._login(m)} with key {m.ssh.key}: "
                                 f"{str(result).splitlines()[0] if str(result) else type(result).__name__}")

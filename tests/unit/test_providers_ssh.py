@@ -364,3 +364,12 @@ def test_run_scenario_refuses_before_the_probe_starts(ssh_lab, tmp_path, monkeyp
     assert str(refused.value) == ("scenario master-hard-kill needs a forced power-off, which provider ssh "
                                   "does not offer (it offers: no power control)")
     assert refused.value.exit_status == 2
+
+
+def test_the_transports_own_refusal_is_passed_on_as_it_is(ssh_lab, tmp_path, listening, monkeypatch):
+    lab = with_ports(ssh_lab, {m.name: listening[0] for m in ssh_lab.machines})
+    line = "machine ctl1: user admin on 127.0.0.1 cannot run commands as root without a password"
+    fake_transports(monkeypatch, {m.name: FakeTransport(m.name, fail=UserError(line)) for m in lab.machines})
+    with pytest.raises(UserError) as refused:
+        ssh.SshProvider(lab, tmp_path).sanity_checks(None)
+    assert str(refused.value) == line
