@@ -44,19 +44,26 @@ def nodes_ready(ctx: StepContext) -> dict[str, str]:
     return ready
 
 
-def csrs_approved(ctx: StepContext) -> dict[str, str]:
-    """Each node's bootstrap CSR was approved and issued."""
-    __tracebackhide__ = True
-    listing = json.loads(kubectl(ctx, "check:nodes", "get csr -o json").stdout)
+def approved_bootstrap_csrs(ctx: StepContext, step: str, requested_by) -> dict[str, str]:
+    """node name -> CSR name for each approved and issued CSR whose requester (`spec.username`)
+    `requested_by` accepts; the node is the CSR's own subject (system:node:<name>)."""
+    listing = json.loads(kubectl(ctx, step, "get csr -o json").stdout)
     by_node = {}
     for csr in listing["items"]:
-        if csr["spec"].get("username") != "kubelet-bootstrap":
+        if not requested_by(csr["spec"].get("username", "")):
             continue
         request = x509.load_pem_x509_csr(base64.b64decode(csr["spec"]["request"]))
         cn = request.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
         types = {c["type"] for c in csr.get("status", {}).get("conditions", [])}
         if "Approved" in types and csr.get("status", {}).get("certificate"):
             by_node[cn.removeprefix("system:node:")] = csr["metadata"]["name"]
+    return by_node
+
+
+def csrs_approved(ctx: StepContext) -> dict[str, str]:
+    """Each node's bootstrap CSR was approved and issued."""
+    __tracebackhide__ = True
+    by_node = approved_bootstrap_csrs(ctx, "check:nodes", lambda user: user == "kubelet-bootstrap")
     want = {m.node_name for m in ctx.lab.nodes}
     assert want <= set(by_node), f"approved and issued bootstrap CSRs for {sorted(by_node)}, want {sorted(want)}"
     return by_node

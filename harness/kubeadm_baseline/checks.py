@@ -7,7 +7,6 @@ the three groups and a new core check fails the unit test until it is placed her
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 import shlex
@@ -15,6 +14,7 @@ import shlex
 from cryptography import x509
 
 from checks import security
+from checks.control_plane import approved_bootstrap_csrs
 from harness import pki
 from harness.kubeadm_baseline import flannel
 from harness.kubeadm_baseline.config import PKI_DIR
@@ -131,16 +131,7 @@ def csrs_approved(ctx: StepContext) -> dict[str, str]:
     """Each joined machine's bootstrap CSR (made with the bootstrap token) was approved and
     issued, by kubeadm's auto-approval RBAC; the first master's kubelet got its cert from init."""
     __tracebackhide__ = True
-    listing = json.loads(kubectl(ctx, STEP, "get csr -o json").stdout)
-    by_node = {}
-    for csr in listing["items"]:
-        if not csr["spec"].get("username", "").startswith("system:bootstrap:"):
-            continue
-        request = x509.load_pem_x509_csr(base64.b64decode(csr["spec"]["request"]))
-        cn = request.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
-        types = {c["type"] for c in csr.get("status", {}).get("conditions", [])}
-        if "Approved" in types and csr.get("status", {}).get("certificate"):
-            by_node[cn.removeprefix("system:node:")] = csr["metadata"]["name"]
+    by_node = approved_bootstrap_csrs(ctx, STEP, lambda user: user.startswith("system:bootstrap:"))
     want = {m.node_name for m in ctx.lab.machines if m is not ctx.lab.masters[0]}
     assert want <= set(by_node), f"approved bootstrap CSRs for {sorted(by_node)}, want {sorted(want)}"
     return by_node
