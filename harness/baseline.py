@@ -27,6 +27,17 @@ def words(paths) -> str:
     return " ".join(shlex.quote(p) for p in paths)
 
 
+def unit_states_sh(indent: str = "") -> str:
+    """Shell that prints `unit NAME ENABLED ACTIVE` for each unit the harness may touch: the
+    baseline records it, the leftovers check compares it."""
+    return "\n".join(indent + line for line in (
+        f"for u in {words(fp.units())}; do",
+        '  enabled=$(systemctl is-enabled "$u" 2>/dev/null) || true',
+        '  active=$(systemctl is-active "$u" 2>/dev/null) || true',
+        '  echo "unit $u ${enabled:-absent} ${active:-unknown}"',
+        "done"))
+
+
 def record_script(lab: Lab) -> str:
     """Writes the baseline unless this lab's is there already; prints the summary either way.
     Exit 3: another lab's baseline; exit 4: a footprint tree exists that the harness did not make."""
@@ -51,11 +62,7 @@ rm -rf "$P"; mkdir -m 0700 "$P"
   for f in {words(fp.FILES)}; do
     if [ -f "$f" ]; then echo "sha256 $(sha256sum < "$f" | cut -d' ' -f1) $f"; fi
   done
-  for u in {words(fp.units())}; do
-    enabled=$(systemctl is-enabled "$u" 2>/dev/null) || true
-    active=$(systemctl is-active "$u" 2>/dev/null) || true
-    echo "unit $u ${{enabled:-absent}} ${{active:-unknown}}"
-  done
+{unit_states_sh("  ")}
   for k in {words(fp.sysctl_keys(lab))}; do
     if v=$(sysctl -n "$k" 2>/dev/null); then echo "sysctl $k=$v"; fi
   done

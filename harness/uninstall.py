@@ -20,7 +20,7 @@ from typing import Callable
 
 from harness import footprint as fp
 from harness import netfilter
-from harness.baseline import BASELINE_DIR, Baseline, words
+from harness.baseline import BASELINE_DIR, Baseline, unit_states_sh, words
 from harness.lab import Lab
 
 Run = Callable[..., object]   # Transport.run(command, check=..., timeout=...) -> CommandResult
@@ -178,11 +178,7 @@ for f in {words((*fp.FILES, *fp.parent_dirs(), *fp.cri_dirs(), *fp.PACKAGED_UNIT
   if [ -f "$f" ]; then echo "file $(sha256sum < "$f" | cut -d' ' -f1) $f"
   elif [ -e "$f" ] || [ -L "$f" ]; then echo "path $f"; fi
 done
-for u in {words(fp.units())}; do
-  enabled=$(systemctl is-enabled "$u" 2>/dev/null) || true
-  active=$(systemctl is-active "$u" 2>/dev/null) || true
-  echo "unit $u ${{enabled:-absent}} ${{active:-unknown}}"
-done
+{unit_states_sh()}
 for u in {words(fp.USERS)}; do if id -u "$u" >/dev/null 2>&1; then echo "user $u"; fi; done
 for i in {words(fp.INTERFACES)}; do if ip link show "$i" >/dev/null 2>&1; then echo "interface $i"; fi; done
 for n in $(ip netns list 2>/dev/null | awk '{{print $1}}' | grep '^{fp.NETNS_PREFIX}'); do echo "netns $n"; done
