@@ -245,8 +245,10 @@ class Transport:
                     stdout.write(channel.recv(65536))
                 while channel.recv_stderr_ready():
                     stderr.write(channel.recv_stderr(65536))
-                if channel.exit_status_ready() and not channel.recv_ready() \
-                        and not channel.recv_stderr_ready():
+                # Done at end of output, not at the exit status: sshd may send the status
+                # before the last bytes of output, which would otherwise be lost.
+                if channel.exit_status_ready() and (channel.eof_received or channel.closed) \
+                        and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break
                 if time.monotonic() > deadline:
                     raise CommandTimeout(f"[{self.name}] `{command}` still running after {timeout:.0f}s")

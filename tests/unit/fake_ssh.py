@@ -18,6 +18,7 @@ class Channel:
         self._answer, self._log = answer, log
         self._out = self._err = b""
         self._status = None
+        self.eof_received, self.closed = True, False
         self._read, self._write = os.pipe()  # select() needs a file descriptor
 
     def fileno(self):
@@ -48,6 +49,7 @@ class Channel:
         return self._status
 
     def close(self):
+        self.closed = True
         for fd in (self._read, self._write):
             try:
                 os.close(fd)

@@ -122,6 +122,29 @@ def test_run_returns_a_command_result(tmp_path):
     assert result == CommandResult("hostname", 0, "master01\n", "")
 
 
+class LateOutputChannel(FakeChannel):
+    """sshd's order under load: the exit status first, the last output a few polls later,
+    then end of file (as curl's trailing status line arrived in a rehearsal)."""
+
+    def __init__(self, late: bytes, polls: int = 3):
+        super().__init__(b"<html>page</html>", b"", 0)
+        self._late, self._polls = late, polls
+        self.eof_received = False
+
+    def recv_ready(self):
+        if not self._out and self._late is not None:
+            self._polls -= 1
+            if self._polls <= 0:
+                self._out, self._late, self.eof_received = self._late, None, True
+        return bool(self._out)
+
+
+def test_output_sent_after_the_exit_status_is_still_read(tmp_path):
+    channel = LateOutputChannel(b"\n200")
+    transport = Transport("master03", root_at("10.0.0.3"), connect=lambda *a: FakeClient(channel))
+    assert transport.run("curl -sS -w '\\n%{http_code}' http://nginx/").stdout == "<html>page</html>\n200"
+
+
 def test_failed_command_names_machine_command_and_output(tmp_path):
     channel = FakeChannel(b"", b"unit haproxy.service not found\n", 5)
     transport = Transport("master02", root_at("10.0.0.2"), connect=lambda *a: FakeClient(channel))

@@ -160,7 +160,11 @@ class BlockingChannel:
     recv_stderr_ready = recv_ready
 
     def exit_status_ready(self):
-        return self.closed or time.monotonic() - self.started > 20
+        return self.closed or self.eof_received
+
+    @property
+    def eof_received(self):
+        return time.monotonic() - self.started > 20
 
     def recv_exit_status(self):
         return -1 if self.closed else 0
