@@ -20,7 +20,7 @@ from harness.render.registry import storage_server
 # Everywhere: the steps' helpers (actions.py: sync, install, systemctl, journalctl), the hosts
 # step (sysctl), flannel (ip), and what `down` needs (tar, findmnt, the packet-filter tools).
 COMMON = ("systemctl", "journalctl", "ip", "sysctl", "sha256sum", "stat", "install", "mkdir", "mv",
-          "chown", "cut", "awk", "grep", "sed", "cmp", "tar", "find", "findmnt", "umount",
+          "chown", "cut", "tr", "awk", "grep", "sed", "cmp", "tar", "find", "findmnt", "umount",
           "iptables", "iptables-save", "iptables-restore")
 BY_ROLE = {
     "master": ("curl",),                            # readiness, the logs query, ingress checks
