@@ -38,6 +38,8 @@ RELOADED_UNITS = ("ssh.service",)
 CNI_CONFLIST = f"{CNI_CONF_DIR}/10-flannel.conflist"   # written by mk-cni-conf.service
 SSHD_DROPIN = registry.SSHD_DROPIN
 CONTAINERD_DROPIN = f"{UNIT_DIR}/containerd.service.d/10-k8s-ha-lab.conf"
+KEEPALIVED_DROPIN = f"{UNIT_DIR}/{lb.KEEPALIVED_DROPIN}"
+UNIT_DROPINS = (CONTAINERD_DROPIN, KEEPALIVED_DROPIN)      # the harness's own, on packaged units
 SYSCTL_FILE = "/etc/sysctl.d/90-k8s-ha-lab.conf"
 
 # What a package's own unit leaves once the harness has started it: Debian's haproxy.service
@@ -48,7 +50,7 @@ PACKAGED_UNIT_TRACES = ("/var/lib/haproxy/dev/log",)
 FILES = (
     *(f"{BIN_DIR}/{name}" for name in BINARIES),
     *(f"{UNIT_DIR}/{unit}" for unit in OWN_UNITS),
-    CONTAINERD_DROPIN, SYSCTL_FILE, CNI_CONFLIST,
+    *UNIT_DROPINS, SYSCTL_FILE, CNI_CONFLIST,
     "/etc/containerd/config.toml",                # the package's, replaced by the nodes step
     "/etc/haproxy/haproxy.cfg",                   # the package's, replaced by api-ha
     "/etc/keepalived/keepalived.conf", lb.CHECK_HAPROXY, lb.CHECK_LAB_NETWORK,

@@ -198,7 +198,7 @@ def judge(report: str, before: Baseline | None) -> list[str]:
     directory, unit or kernel setting is judged against how it was; without it, only what is the
     lab's by name counts (a /usr/local/bin/kubectl may be the admin's own)."""
     found = []
-    own_unit_files = {f"{fp.UNIT_DIR}/{u}" for u in fp.OWN_UNITS} | {fp.CONTAINERD_DROPIN}
+    own_unit_files = {f"{fp.UNIT_DIR}/{u}" for u in fp.OWN_UNITS} | set(fp.UNIT_DROPINS)
     for line in report.splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "file":

@@ -20,6 +20,7 @@ class HaproxyProfile:
     redispatch: bool             # a retried connection may go to another server
     shutdown_sessions: bool      # on-marked-down: cut the clients of a server marked down
     observe_errors: bool         # a failed connection marks its server down at once
+    vip_released_first: bool = False  # at shutdown keepalived stops before haproxy and the apiserver
 
     def defaults_lines(self) -> list[str]:
         lines = [f"timeout connect {self.connect_timeout}"]
@@ -43,11 +44,28 @@ class HaproxyProfile:
 # - retries 2 + redispatch: the retry goes to another apiserver, so a client never sees it;
 # - on-marked-down shutdown-sessions: connections held to a dead server are closed at once,
 #   so clients reconnect instead of waiting for their own timeout;
-# - observe layer4: the first failed connection marks the server down, before the checks do.
+# - observe layer4: the first failed connection marks the server down, before the checks do;
+# - VIP released first: a machine shutting down gives the VIP away (priority 0) before its
+#   haproxy and apiserver stop, not while clients still reach them through it.
 HAPROXY_PROFILES = {
     "seed": HaproxyProfile("5s", None, False, False, False),
-    "tuned": HaproxyProfile("1s", 2, True, True, True),
+    "tuned": HaproxyProfile("1s", 2, True, True, True, vip_released_first=True),
 }
+
+
+KEEPALIVED_DROPIN = "keepalived.service.d/10-k8s-ha-lab.conf"  # under the unit folder
+
+
+def keepalived_dropin(lab: Lab) -> str:
+    """systemd stops units in the reverse of their start order: keepalived started After= haproxy
+    and the apiserver is stopped before them. The seed profile keeps the package's unit as the
+    guide has it (the drop-in is written empty, so switching profiles takes the order away)."""
+    profile = lab.haproxy.profile
+    if not HAPROXY_PROFILES[profile].vip_released_first:
+        return f"# haproxy profile {profile}: keepalived's unit as Debian ships it\n"
+    return (f"# haproxy profile {profile}: at shutdown, release the VIP before haproxy and the\n"
+            "# apiserver stop (stop order is the reverse of After=)\n"
+            "[Unit]\nAfter=haproxy.service kube-apiserver.service\n")
 
 
 def haproxy_cfg(lab: Lab, stats_password: str) -> str:

@@ -74,6 +74,7 @@ def build_plan(lab: Lab, pki_dir: Path, secrets: LabSecrets) -> list[RenderedFil
             plan.add(m, "api-ha", lb.CHECK_LAB_NETWORK, lb.check_lab_network_sh(lab, m), EXEC)
             plan.add(m, "api-ha", "/etc/keepalived/keepalived.conf",
                      lb.keepalived_conf(lab, m, secrets.vrrp_auth_pass), SECRET)
+            plan.add(m, "api-ha", f"{UNIT_DIR}/{lb.KEEPALIVED_DROPIN}", lb.keepalived_dropin(lab))
         if m.has("node"):
             _node_files(plan, m, secrets)
     return plan.files

@@ -85,7 +85,7 @@ def test_every_binary_the_steps_install_is_listed():
 
 def test_every_rendered_unit_is_an_own_unit(rendered_seed):
     units = {f.path for f in rendered_seed.files if f.path.startswith(UNIT_DIR + "/")}
-    own = {f"{UNIT_DIR}/{u}" for u in fp.OWN_UNITS} | {fp.CONTAINERD_DROPIN}
+    own = {f"{UNIT_DIR}/{u}" for u in fp.OWN_UNITS} | set(fp.UNIT_DROPINS)
     assert units - own == set()
 
 

@@ -97,3 +97,21 @@ def test_extends_merges_mappings_and_replaces_lists(write_lab, seed_data, tmp_pa
     assert lab.addons == ("dns",)
     assert lab.keepalived.advert_int == 2
     assert lab.keepalived.virtual_router_id == seed_data["keepalived"]["virtual_router_id"]
+
+
+def test_tuned_keepalived_gives_the_vip_away_before_haproxy_stops():
+    from harness.render.lb import keepalived_dropin
+    seed, tuned = keepalived_dropin(load_lab(SEED)), keepalived_dropin(load_lab(TUNED))
+    assert "[Unit]" not in seed and "After=" not in seed  # the package's order, as in the guide
+    assert "\nAfter=haproxy.service kube-apiserver.service\n" in tuned
+
+
+def test_the_keepalived_drop_in_is_on_every_lb_machine_in_both_profiles(tmp_path):
+    from harness.render import UNIT_DIR
+    from harness.render.lb import KEEPALIVED_DROPIN
+    from harness.steps.context import build_context
+    lab = load_lab(SEED)
+    ctx = build_context(lab, tmp_path)
+    for m in lab.machines:
+        paths = {f.path for f in ctx.files_for("api-ha", m)}
+        assert (f"{UNIT_DIR}/{KEEPALIVED_DROPIN}" in paths) == m.has("lb"), m.name
