@@ -114,10 +114,14 @@ def test_flannel_daemonset_runs_the_harness_build_in_kube_subnet_mgr_mode(lab):
     assert yaml.safe_load(objects["ConfigMap"]["data"]["net-conf.json"]) == lab.flannel_network_config
 
 
-def test_no_registry_host_in_anything_rendered(lab):
+def test_every_image_rendered_is_one_of_the_lab_own(lab):
+    """Nothing kubeadm or flannel is told to run can come from a public registry: every image
+    and image repository is under the prefix of the images the lab builds (versions.yaml)."""
+    import re
+    own = lab.versions.pause.image.split("/", 1)[0]
     text = config.init_config(lab, config.JoinSecrets.generate()) + flannel.manifest(lab)
-    for host in ("registry.k8s.io", "k8s.gcr.io", "docker.io", "quay.io", "ghcr.io"):
-        assert host not in text
+    refs = re.findall(r"(?:image|imageRepository):\s*(\S+)", text)
+    assert refs and all(ref == own or ref.startswith(own + "/") for ref in refs), refs
 
 
 def test_kubeadm_is_built_like_the_cluster_binaries_but_only_on_request():
