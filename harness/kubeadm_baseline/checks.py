@@ -25,6 +25,7 @@ from harness.steps.context import StepContext
 STEP = "check:kubeadm"
 ETCD_PKI = f"{PKI_DIR}/etcd"
 ETCDCTL = "/usr/local/bin/etcdctl"
+ETCD_POD_LOGS = "/var/log/pods/kube-system_etcd-*/etcd/*.log"   # the kubelet's files for etcd's container
 KUBELET_CLIENT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 
 
@@ -76,11 +77,15 @@ def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
     base = "/root/.k8s-ha-lab-impostor"
     ctx.on(m).upload(f"{base}.pem", cert, 0o644)
     ctx.on(m).upload(f"{base}-key.pem", key, 0o600)
+    # etcd is a static pod here: what it logged about the connection is in its pod log, where
+    # the harness's check reads etcd's journal. Only the lines the attempt added count.
+    before = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | wc -l", check=False).stdout.strip() or "0"
     try:
         out = _etcdctl(ctx, m, f"--cert={base}.pem --key={base}-key.pem", "get / --prefix --keys-only --limit=1")
     finally:
         run(ctx, STEP, m, f"rm -f {base}.pem {base}-key.pem", check=False)
-    security.refused("a foreign-CA certificate", out.exit_status, out.stdout + out.stderr,
+    logged = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | tail -n +{int(before) + 1}", check=False).stdout
+    security.refused("a foreign-CA certificate", out.exit_status, out.stdout + out.stderr + logged,
                      security.FOREIGN_CERT_REFUSED)
     return out.stderr.strip()[-200:]
 
