@@ -34,6 +34,16 @@ def _etcdctl(ctx, m, cert_args: str, args: str):
                f"{cert_args} --dial-timeout=3s --command-timeout=5s {args}", check=False)
 
 
+def _refused_read(ctx, m, cert_args: str):
+    """A read with the given client credentials: etcdctl's result, and its text plus what etcd
+    logged meanwhile. etcd is a static pod here, so that is its pod log (the harness's check
+    reads etcd's journal); the client alone often says only that its retries ran out."""
+    before = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | wc -l", check=False).stdout.strip() or "0"
+    out = _etcdctl(ctx, m, cert_args, "get / --prefix --keys-only --limit=1")
+    logged = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | tail -n +{int(before) + 1}", check=False).stdout
+    return out, out.stdout + out.stderr + logged
+
+
 OWN_CERT = f"--cert={ETCD_PKI}/healthcheck-client.crt --key={ETCD_PKI}/healthcheck-client.key"
 
 
@@ -65,8 +75,8 @@ def etcd_refuses_no_cert(ctx: StepContext) -> str:
     m = ctx.lab.etcd_members[0]
     own = _etcdctl(ctx, m, OWN_CERT, "get / --prefix --keys-only --limit=1")
     assert own.exit_status == 0, f"positive control: etcdctl with the healthcheck cert failed: {own.stderr[-300:]}"
-    out = _etcdctl(ctx, m, "", "get / --prefix --keys-only --limit=1")
-    security.refused("no client certificate", out.exit_status, out.stdout + out.stderr, security.NO_CERT_REFUSED)
+    out, text = _refused_read(ctx, m, "")
+    security.refused("no client certificate", out.exit_status, text, security.NO_CERT_REFUSED)
     return out.stderr.strip()[-200:]
 
 
@@ -77,16 +87,11 @@ def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
     base = "/root/.k8s-ha-lab-impostor"
     ctx.on(m).upload(f"{base}.pem", cert, 0o644)
     ctx.on(m).upload(f"{base}-key.pem", key, 0o600)
-    # etcd is a static pod here: what it logged about the connection is in its pod log, where
-    # the harness's check reads etcd's journal. Only the lines the attempt added count.
-    before = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | wc -l", check=False).stdout.strip() or "0"
     try:
-        out = _etcdctl(ctx, m, f"--cert={base}.pem --key={base}-key.pem", "get / --prefix --keys-only --limit=1")
+        out, text = _refused_read(ctx, m, f"--cert={base}.pem --key={base}-key.pem")
     finally:
         run(ctx, STEP, m, f"rm -f {base}.pem {base}-key.pem", check=False)
-    logged = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | tail -n +{int(before) + 1}", check=False).stdout
-    security.refused("a foreign-CA certificate", out.exit_status, out.stdout + out.stderr + logged,
-                     security.FOREIGN_CERT_REFUSED)
+    security.refused("a foreign-CA certificate", out.exit_status, text, security.FOREIGN_CERT_REFUSED)
     return out.stderr.strip()[-200:]
 
 
