@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -104,20 +105,32 @@ FOREIGN_CERT_REFUSED = re.compile(r"remote error: tls: (unknown certificate auth
                                   r"|rejected connection.*(signed by unknown authority|failed to verify certificate)")
 
 
-def etcd_attempt(ctx: StepContext, m, cert_args: str) -> tuple[int, str]:
+class EtcdLog(NamedTuple):
+    """Where a machine's etcd logs, as two shell snippets: `mark` prints a position now, `since`
+    (with `{mark}` filled in) prints what was logged after it."""
+    mark: str
+    since: str
+
+
+# The harness's etcd is a systemd unit: its journal, by the machine's clock.
+ETCD_JOURNAL = EtcdLog("date +%s", "journalctl -u etcd --since=@$(({mark} - 1)) --no-pager -o cat")
+
+
+def etcd_attempt(ctx: StepContext, m, cert_args: str, *, cacert: str = "/etc/kubernetes/ssl/ca.pem",
+                 log: EtcdLog = ETCD_JOURNAL, step: str = "check:security") -> tuple[int, str]:
     """The same etcdctl read with the given client credentials, and the exit status and text of
-    the client plus what etcd logged about connections since (its journal, same machine clock)."""
-    since = run(ctx, "check:security", m, "date +%s", check=False).stdout.strip() or "0"
-    out = run(ctx, "check:security", m,
-              f"/usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 --cacert=/etc/kubernetes/ssl/ca.pem "
+    the client plus what etcd logged about rejected connections meanwhile (the client alone
+    often says only that its retries ran out)."""
+    mark = run(ctx, step, m, log.mark, check=False).stdout.strip() or "0"
+    out = run(ctx, step, m,
+              f"/usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 --cacert={cacert} "
               f"{cert_args} --dial-timeout=3s --command-timeout=5s get / --prefix --keys-only --limit=1",
               check=False)
     text = (out.stdout + out.stderr).strip()
     if out.exit_status != 0:
-        journal = run(ctx, "check:security", m,
-                      f"journalctl -u etcd --since=@{int(since) - 1} --no-pager -o cat | grep -i 'rejected connection' "
-                      "| tail -n 3", check=False).stdout.strip()
-        text = f"{text}\n{journal}".strip()
+        logged = run(ctx, step, m, f"{log.since.format(mark=int(mark))} | grep -i 'rejected connection' "
+                     "| tail -n 3", check=False).stdout.strip()
+        text = f"{text}\n{logged}".strip()
     return out.exit_status, text
 
 

@@ -25,23 +25,20 @@ from harness.steps.context import StepContext
 STEP = "check:kubeadm"
 ETCD_PKI = f"{PKI_DIR}/etcd"
 ETCDCTL = "/usr/local/bin/etcdctl"
-ETCD_POD_LOGS = "/var/log/pods/kube-system_etcd-*/etcd/*.log"   # the kubelet's files for etcd's container
+# etcd is a static pod here: it logs to the kubelet's files for its container, counted in lines.
+_POD_LOG = "cat /var/log/pods/kube-system_etcd-*/etcd/*.log 2>/dev/null"
+ETCD_POD_LOG = security.EtcdLog(f"{_POD_LOG} | wc -l", f"{_POD_LOG} | tail -n +$(({{mark}} + 1))")
+
+
+def _refused_read(ctx, m, cert_args: str) -> tuple[int, str]:
+    """The harness's etcd read (checks/security.py), with kubeadm's etcd CA and pod log."""
+    return security.etcd_attempt(ctx, m, cert_args, cacert=f"{ETCD_PKI}/ca.crt", log=ETCD_POD_LOG, step=STEP)
 KUBELET_CLIENT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 
 
 def _etcdctl(ctx, m, cert_args: str, args: str):
     return run(ctx, STEP, m, f"{ETCDCTL} --endpoints=https://{m.ip}:2379 --cacert={ETCD_PKI}/ca.crt "
                f"{cert_args} --dial-timeout=3s --command-timeout=5s {args}", check=False)
-
-
-def _refused_read(ctx, m, cert_args: str):
-    """A read with the given client credentials: etcdctl's result, and its text plus what etcd
-    logged meanwhile. etcd is a static pod here, so that is its pod log (the harness's check
-    reads etcd's journal); the client alone often says only that its retries ran out."""
-    before = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | wc -l", check=False).stdout.strip() or "0"
-    out = _etcdctl(ctx, m, cert_args, "get / --prefix --keys-only --limit=1")
-    logged = run(ctx, STEP, m, f"cat {ETCD_POD_LOGS} 2>/dev/null | tail -n +{int(before) + 1}", check=False).stdout
-    return out, out.stdout + out.stderr + logged
 
 
 OWN_CERT = f"--cert={ETCD_PKI}/healthcheck-client.crt --key={ETCD_PKI}/healthcheck-client.key"
@@ -75,9 +72,9 @@ def etcd_refuses_no_cert(ctx: StepContext) -> str:
     m = ctx.lab.etcd_members[0]
     own = _etcdctl(ctx, m, OWN_CERT, "get / --prefix --keys-only --limit=1")
     assert own.exit_status == 0, f"positive control: etcdctl with the healthcheck cert failed: {own.stderr[-300:]}"
-    out, text = _refused_read(ctx, m, "")
-    security.refused("no client certificate", out.exit_status, text, security.NO_CERT_REFUSED)
-    return out.stderr.strip()[-200:]
+    status, text = _refused_read(ctx, m, "")
+    security.refused("no client certificate", status, text, security.NO_CERT_REFUSED)
+    return text[-200:]
 
 
 def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
@@ -88,11 +85,11 @@ def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
     ctx.on(m).upload(f"{base}.pem", cert, 0o644)
     ctx.on(m).upload(f"{base}-key.pem", key, 0o600)
     try:
-        out, text = _refused_read(ctx, m, f"--cert={base}.pem --key={base}-key.pem")
+        status, text = _refused_read(ctx, m, f"--cert={base}.pem --key={base}-key.pem")
     finally:
         run(ctx, STEP, m, f"rm -f {base}.pem {base}-key.pem", check=False)
-    security.refused("a foreign-CA certificate", out.exit_status, text, security.FOREIGN_CERT_REFUSED)
-    return out.stderr.strip()[-200:]
+    security.refused("a foreign-CA certificate", status, text, security.FOREIGN_CERT_REFUSED)
+    return text[-200:]
 
 
 def flannel_network_config(ctx: StepContext) -> dict:
