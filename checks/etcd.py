@@ -35,10 +35,10 @@ def client_without_cert_is_rejected(ctx: StepContext) -> str:
     error": etcd down or etcdctl missing would fail too), while the same read with the member's
     own certificate, the positive control, succeeds."""
     __tracebackhide__ = True
-    from checks.security import NO_CERT_REFUSED, etcd_attempt, refused
+    from checks.security import CONTROL_TIMEOUT_S, NO_CERT_REFUSED, OWN_CERT, etcd_attempt, refused
 
     m = ctx.lab.etcd_members[0]
-    own = etcd_attempt(ctx, m, "--cert=/etc/etcd/ssl/etcd.pem --key=/etc/etcd/ssl/etcd-key.pem")
+    own = etcd_attempt(ctx, m, OWN_CERT, timeout_s=CONTROL_TIMEOUT_S)
     assert own[0] == 0, f"positive control: etcdctl with {m.name}'s own cert failed: {own[1][-400:]}"
     status, text = etcd_attempt(ctx, m, "")
     refused("no client certificate", status, text, NO_CERT_REFUSED)

@@ -116,15 +116,23 @@ class EtcdLog(NamedTuple):
 ETCD_JOURNAL = EtcdLog("date +%s", "journalctl -u etcd --since=@$(({mark} - 1)) --no-pager -o cat")
 
 
+# How long a read may take. A refused client retries its handshake until the command timeout, so
+# a refusal always costs that long: 2 s is enough for etcd to log the rejected connection, which
+# is the evidence. The positive control gets more, so that a loaded host does not fail it.
+CONTROL_TIMEOUT_S, REFUSAL_TIMEOUT_S = 5, 2
+OWN_CERT = "--cert=/etc/etcd/ssl/etcd.pem --key=/etc/etcd/ssl/etcd-key.pem"
+
+
 def etcd_attempt(ctx: StepContext, m, cert_args: str, *, cacert: str = "/etc/kubernetes/ssl/ca.pem",
-                 log: EtcdLog = ETCD_JOURNAL, step: str = "check:security") -> tuple[int, str]:
+                 log: EtcdLog = ETCD_JOURNAL, step: str = "check:security",
+                 timeout_s: int = REFUSAL_TIMEOUT_S) -> tuple[int, str]:
     """The same etcdctl read with the given client credentials, and the exit status and text of
     the client plus what etcd logged about rejected connections meanwhile (the client alone
     often says only that its retries ran out)."""
     mark = run(ctx, step, m, log.mark, check=False).stdout.strip() or "0"
     out = run(ctx, step, m,
               f"/usr/local/bin/etcdctl --endpoints=https://{m.ip}:2379 --cacert={cacert} "
-              f"{cert_args} --dial-timeout=3s --command-timeout=5s get / --prefix --keys-only --limit=1",
+              f"{cert_args} --dial-timeout={timeout_s}s --command-timeout={timeout_s}s get / --prefix --keys-only --limit=1",
               check=False)
     text = (out.stdout + out.stderr).strip()
     if out.exit_status != 0:
@@ -141,8 +149,9 @@ def refused(kind: str, status: int, text: str, pattern: re.Pattern) -> None:
 
 
 def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
-    """etcd refuses, in the TLS handshake, a client with no certificate and a client whose
-    certificate a foreign CA signed; the same read with the member's own certificate succeeds."""
+    """etcd refuses, in the TLS handshake, a client whose certificate a foreign CA signed; the
+    same read with the member's own certificate succeeds. (A client with no certificate is the
+    core check `etcd:client_without_cert_is_rejected`.)"""
     __tracebackhide__ = True
     _, cert, key = _foreign_client()
     m = ctx.lab.etcd_members[0]
@@ -151,15 +160,13 @@ def etcd_refuses_foreign_cert(ctx: StepContext) -> str:
     ctx.on(m).upload(f"{base}-key.pem", key, 0o600)
     try:
         foreign = etcd_attempt(ctx, m, f"--cert={base}.pem --key={base}-key.pem")
-        no_cert = etcd_attempt(ctx, m, "")
-        own = etcd_attempt(ctx, m, "--cert=/etc/etcd/ssl/etcd.pem --key=/etc/etcd/ssl/etcd-key.pem")
+        own = etcd_attempt(ctx, m, OWN_CERT, timeout_s=CONTROL_TIMEOUT_S)
     finally:
         run(ctx, "check:security", m, f"rm -f {base}.pem {base}-key.pem", check=False)
     # positive control first: with the member's own cert the same read works, so etcd is up, the
     # binary is there and the server's certificate verifies; the refusals below are about ours
     assert own[0] == 0, f"positive control: etcdctl with {m.name}'s own cert failed: {own[1][-400:]}"
     refused("a foreign-CA certificate", *foreign, FOREIGN_CERT_REFUSED)
-    refused("no client certificate", *no_cert, NO_CERT_REFUSED)
     return foreign[1]
 
 

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from harness.errors import UserError
@@ -205,22 +206,24 @@ def _fail_up(lab: Lab, args, run_dir: Path, exc: BaseException) -> int:
 
 def cmd_check(args) -> int:
     import checks
-    from harness.progress import phase
+    from harness.progress import report
     from harness.steps.context import build_context
 
     ctx = build_context(load_lab(args.lab))
     selected = checks.checks_for(ctx.lab, slow=not args.quick)
-    failed = 0
+    failed = []
+
+    def line(name: str, seconds: float, error: AssertionError | None) -> None:
+        first = (str(error).splitlines() or ["AssertionError"])[0] if error else ""
+        report(name, seconds, ok=error is None, note=first)
+        if error:
+            failed.append(name)
+    started = time.monotonic()
     try:
-        for name, target in selected:
-            try:
-                with phase(name):
-                    checks.resolve(target)(ctx)
-            except AssertionError:
-                failed += 1
+        checks.run_checks(ctx, selected, line, serial=args.serial)
     finally:
         ctx.close()
-    print(f"{len(selected) - failed} of {len(selected)} checks passed")
+    print(f"{len(selected) - len(failed)} of {len(selected)} checks passed in {time.monotonic() - started:.1f}s")
     return 1 if failed else 0
 
 
@@ -253,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     _lab_arg(p)
     p.add_argument("--quick", action="store_true",
                    help="leave out the slow add-on checks (a CoreDNS pod deleted, an HPA scaling both ways)")
+    p.add_argument("--serial", action="store_true",
+                   help="one check after another (default: the core checks at once, then the add-ons')")
     p.set_defaults(func=cmd_check, needs_running_lab=True)
     for name in PLUGINS:
         try:

@@ -37,6 +37,7 @@ def phase(label: str, out=None) -> Iterator[Callable[[str], None]]:
 
 def report(label: str, seconds: float, note: str = "", ok: bool = True, out=None) -> None:
     out = out or sys.stdout
-    out.write(f" {'✓' if ok else '✗'} {label} ({seconds:.1f}s){' — ' + note if note else ''}\n")
+    sep = " — " if ok else ": "   # the same shapes as phase()'s lines
+    out.write(f" {'✓' if ok else '✗'} {label} ({seconds:.1f}s){sep + note if note else ''}\n")
     out.flush()
 

@@ -155,12 +155,8 @@ def core_checks_once(env) -> list[tuple[str, str]]:
     import checks
 
     results = []
-    for name, target in checks.checks_for(env.lab):
-        try:
-            checks.resolve(target)(env.ctx)
-            results.append((name, ""))
-        except Exception as exc:  # noqa: BLE001 - a broken lab fails checks in many ways
-            results.append((name, (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]))
+    checks.run_checks(env.ctx, checks.checks_for(env.lab), lambda name, _, error: results.append(
+        (name, (str(error).strip().splitlines() or ["AssertionError"])[0][:300] if error else "")))
     return results
 
 
