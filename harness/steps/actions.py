@@ -60,6 +60,11 @@ def run(ctx: StepContext, step: str, machine: Machine, command: str, *, unit: st
 STAMP_DIR = "/var/lib/k8s-ha-lab/stamps"
 
 
+def stamp_path(path: str) -> str:
+    """Where a binary's stamp lives (the shell below computes the same name with `tr / _`)."""
+    return f"{STAMP_DIR}/{path.replace('/', '_')}"
+
+
 def remote_state_script(paths: Iterable[str], stamped: bool = False) -> str:
     """Shell printing `<sha256> <octal mode> <path>` per existing path. Stamped: the digest comes
     from the path's stamp while the file's inode, size and mtime are those the stamp was taken
@@ -79,7 +84,13 @@ def remote_state_script(paths: Iterable[str], stamped: bool = False) -> str:
 
 def _remote_state(ctx: StepContext, step: str, machine: Machine, paths: Iterable[str],
                   stamped: bool = False) -> dict[str, tuple[str, str]]:
-    """path -> (sha256, octal mode) for the paths that exist on the machine, in one round trip."""
+    """path -> (sha256, octal mode) for the paths that exist on the machine: from the facts the
+    runner read before the step when they cover every path, else in one round trip."""
+    paths = list(paths)
+    facts = ctx.facts_on(step, machine)
+    known = facts.state(paths) if facts else None
+    if known is not None:
+        return known
     script = remote_state_script(paths, stamped)
     state = {}
     for line in filter(None, run(ctx, step, machine, script).stdout.splitlines()):
@@ -99,6 +110,7 @@ def sync_files(ctx: StepContext, step: str, machine: Machine,
     for f in files:
         want = (hashlib.sha256(f.content).hexdigest(), f"{f.mode:o}")
         if remote.get(f.path) != want:
+            _forget(ctx, step, machine, f.path)
             ctx.on(machine).upload(f.path, f.content, f.mode)
             ctx.changed(step, f"{machine.name}:{f.path}")
             changed.append(f.path)
@@ -107,17 +119,40 @@ def sync_files(ctx: StepContext, step: str, machine: Machine,
 
 @lru_cache(maxsize=None)
 def _local_sha256(path: Path, size: int, mtime: float) -> str:
+    """The digest of a cached binary, kept beside it in `<name>.sha256` with the size and mtime
+    it was taken from: every run would otherwise hash some 400 MB again (about 1 s per step on
+    this host). A cache that cannot be written only costs the hashing."""
+    sidecar = path.with_name(path.name + ".sha256")
+    key = f"{size} {mtime!r}"
+    try:
+        digest, _, stamped = sidecar.read_text().strip().partition(" ")
+        if stamped == key and len(digest) == 64:
+            return digest
+    except OSError:
+        pass
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
+    try:
+        sidecar.write_text(f"{digest.hexdigest()} {key}\n")
+    except OSError:
+        pass
     return digest.hexdigest()
 
 
-def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode: int = 0o755) -> None:
+def _forget(ctx: StepContext, step: str, machine: Machine, path: str) -> None:
+    facts = ctx.facts_on(step, machine)
+    if facts:
+        facts.forget(path)
+
+
+def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode: int = 0o755,
+              digest: str = "") -> None:
     """Copy a (large) local file by SFTP into the login's home folder (root's, or the user's
     of an existing machine, who may not write /usr/local/bin), then move it beside the target
-    and rename it into place as root: never half-written, whoever logs in."""
+    and rename it into place as root: never half-written, whoever logs in. With its `digest`,
+    the file's stamp is written too, so the next run need not hash it on the machine."""
     transport = ctx.on(machine)
     partial = f"{remote}.k8s-ha-lab-partial"
     with transport.client.open_sftp() as sftp:
@@ -125,10 +160,12 @@ def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode
         sftp.put(str(local), staged)
     quoted = {name: shlex.quote(value) for name, value in
               (("parent", posixpath.dirname(remote)), ("staged", staged), ("partial", partial), ("remote", remote))}
+    stamp = (f" && mkdir -p {STAMP_DIR} && echo \"{digest} $(stat -c '%i %s %Y' {quoted['remote']})\" > "
+             f"{shlex.quote(stamp_path(remote))}") if digest else ""
     try:
         transport.run(f"mkdir -p {quoted['parent']} && mv -f {quoted['staged']} {quoted['partial']} && "
                       f"chown root:root {quoted['partial']} && chmod {mode:04o} {quoted['partial']} && "
-                      f"mv -f {quoted['partial']} {quoted['remote']}")
+                      f"mv -f {quoted['partial']} {quoted['remote']}{stamp}")
     except BaseException:
         transport.run(f"rm -f {quoted['staged']} {quoted['partial']}", check=False, timeout=30)
         raise
@@ -143,7 +180,8 @@ def install_binaries(ctx: StepContext, step: str, machine: Machine, names: list[
         st = local.stat()
         want = (_local_sha256(local, st.st_size, st.st_mtime), "755")
         if remote.get(f"{BIN_DIR}/{name}") != want:
-            push_file(ctx, machine, local, f"{BIN_DIR}/{name}")
+            _forget(ctx, step, machine, f"{BIN_DIR}/{name}")
+            push_file(ctx, machine, local, f"{BIN_DIR}/{name}", digest=want[0])
             ctx.changed(step, f"{machine.name}:{BIN_DIR}/{name}")
             changed.append(name)
     return changed
@@ -153,11 +191,14 @@ def start_units(ctx: StepContext, step: str, machine: Machine, units: list[str],
                 restart: bool, reload: bool = True, no_block: bool = False) -> None:
     """Enable and start units. `restart` when their config changed; otherwise `start` is a
     no-op on a running unit, which keeps a re-run from disturbing anything."""
-    if reload:
+    facts = ctx.facts_on(step, machine)
+    if reload and (facts is None or facts.reload_needed(units)):
         run(ctx, step, machine, "systemctl daemon-reload")
     verb = "restart" if restart else "start"
     flags = " --no-block" if no_block else ""
     for unit in units:
+        if not restart and facts and facts.running(unit):
+            continue    # enabled and active when the step began: `enable && start` would do nothing
         run(ctx, step, machine, f"systemctl enable --quiet {unit} && systemctl{flags} {verb} {unit}",
             unit=unit, timeout=180)
         if restart:

@@ -35,10 +35,11 @@ def run_step(ctx: StepContext) -> None:
             raise NotYet(f"VIP {lab.vip} is on {holders or 'no machine'}")
     wait_until(ctx, NAME, master, f"VIP {lab.vip} on {master.name} only", vip_on_master,
                timeout=60, unit="keepalived")
-    for m in lab.masters:
-        def through_vip(m=m):
+    def answers_from(m) -> None:
+        def through_vip():
             out = kubectl(ctx, NAME, "get --raw=/readyz", machine=m, check=False)
             if out.stdout.strip() != "ok":
                 raise NotYet((out.stdout + out.stderr).strip()[-300:])
         wait_until(ctx, NAME, m, f"{lab.api_url} to answer from {m.name}", through_vip,
                    timeout=60, unit="haproxy", command="kubectl get --raw=/readyz")
+    for_each(ctx, NAME, lab.masters, answers_from, "MASTER_URL answers")

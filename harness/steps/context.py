@@ -41,6 +41,9 @@ class StepContext:
     changes: dict[str, list[str]] = field(default_factory=dict)  # step -> what it changed
     serial: bool = False            # one machine after another (`up --serial`), else all at once
     verbose_machines: bool = True   # a progress line per machine and step
+    # machine name -> harness.steps.facts.Facts, read by the runner for the step that is running
+    facts: dict = field(default_factory=dict)
+    facts_step: str = ""
 
     @property
     def pki_dir(self) -> Path:
@@ -68,6 +71,10 @@ class StepContext:
             if f.machine == machine.name and f.path == path:
                 return f
         raise KeyError(f"{machine.name}:{path}")
+
+    def facts_on(self, step: str, machine: Machine):
+        """What the runner read on the machine before this step began, or None."""
+        return self.facts.get(machine.name) if step == self.facts_step else None
 
     def changed(self, step: str, what: str) -> None:
         log.info("[%s] changed: %s", step, what)

@@ -109,11 +109,9 @@ SERVING_CERT = "/etc/kubernetes/ssl/kubelet-server-current.pem"
 def serving_certs_issued(ctx: StepContext) -> set[str]:
     """The nodes whose kubelet already holds a serving certificate (its CSR signed). Read on the
     machines: approved CSRs are garbage-collected after an hour, the certificate stays."""
-    issued = set()
-    for m in ctx.lab.nodes:
-        if run(ctx, NAME, m, f"test -s {SERVING_CERT}", check=False).exit_status == 0:
-            issued.add(m.node_name)
-    return issued
+    held = for_each(ctx, NAME, ctx.lab.nodes, quiet=True,
+                    work=lambda m: run(ctx, NAME, m, f"test -s {SERVING_CERT}", check=False).exit_status == 0)
+    return {m.node_name for m in ctx.lab.nodes if held[m.name]}
 
 
 def node_conditions(ctx: StepContext) -> dict[str, str]:

@@ -21,8 +21,9 @@ T = TypeVar("T")
 
 
 def for_each(ctx: StepContext, step: str, machines: list[Machine], work: Callable[[Machine], T],
-             what: str = "") -> dict[str, T]:
-    """`work(machine)` for every machine, concurrently unless ctx.serial; machine name -> result."""
+             what: str = "", quiet: bool = False) -> dict[str, T]:
+    """`work(machine)` for every machine, concurrently unless ctx.serial; machine name -> result.
+    `quiet`: no line per machine unless it fails (for questions, not for work)."""
     machines = list(machines)
     if not machines:
         return {}
@@ -38,7 +39,7 @@ def for_each(ctx: StepContext, step: str, machines: list[Machine], work: Callabl
             report(f"[{step} > {m.name}]{label}", time.monotonic() - started,
                    (str(exc).splitlines() or [type(exc).__name__])[0], ok=False)
             return None, exc
-        if ctx.verbose_machines:
+        if ctx.verbose_machines and not quiet:
             report(f"[{step} > {m.name}]{label}", time.monotonic() - started)
         return result, None
 

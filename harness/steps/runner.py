@@ -26,11 +26,16 @@ def step_function(name: str):
 
 def run_one(ctx: StepContext, step: StepInfo, timings: dict[str, float]) -> None:
     from harness.progress import phase
+    from harness.steps import facts
 
     with phase(f"{step.name:<9} {step.summary}") as note:
         started = time.monotonic()
         before = len(ctx.changes.get(step.name, []))
-        step_function(step.name)(ctx)
+        try:
+            facts.gather_for_step(ctx, step.name)   # one round trip per machine (harness.steps.facts)
+            step_function(step.name)(ctx)
+        finally:
+            facts.forget_all(ctx)
         timings[step.name] = round(time.monotonic() - started, 1)
         changed = len(ctx.changes.get(step.name, [])) - before
         note("no change" if changed == 0 else f"{changed} change(s)")

@@ -258,3 +258,55 @@ def test_serial_for_each_stops_at_the_first_failure(ctx):
     with pytest.raises(StepError):
         for_each(ctx, "test", ctx.lab.machines, work)
     assert seen == ["master01", "master02"]
+
+
+def _facts_from(fake, paths, units):
+    from harness.steps.facts import Facts, UnitFacts
+
+    files = {p: (hashlib.sha256(data).hexdigest(), f"{mode:o}") for p, (data, mode) in fake.files.items()
+             if p in paths}
+    return Facts(set(paths), files, {u: UnitFacts(*state) for u, state in units.items()})
+
+
+def test_a_rerun_answers_from_the_facts_without_a_command(ctx):
+    m = ctx.lab.machine("master01")
+    actions.sync_files(ctx, "masters", m)
+    fake = ctx.on(m)
+    fake.commands.clear()
+    paths = [f.path for f in ctx.files_for("masters", m)]
+    ctx.facts = {m.name: _facts_from(fake, paths, {"kube-apiserver": ("active", "enabled", False)})}
+    ctx.facts_step = "masters"
+    assert actions.sync_files(ctx, "masters", m) == []
+    actions.start_units(ctx, "masters", m, ["kube-apiserver"], restart=False)
+    assert fake.commands == []
+    ctx.facts_step = "etcd"        # facts of another step are never used
+    actions.sync_files(ctx, "masters", m)
+    assert fake.commands and fake.commands[0].startswith("for p in")
+
+
+@pytest.mark.parametrize("units, expect", [
+    ({"etcd": ("failed", "enabled", False)}, ["systemctl enable --quiet etcd && systemctl start etcd"]),
+    ({"etcd": ("active", "disabled", False)}, ["systemctl enable --quiet etcd && systemctl start etcd"]),
+    ({"etcd": ("active", "enabled", True)}, ["systemctl daemon-reload"]),
+    ({}, ["systemctl daemon-reload", "systemctl enable --quiet etcd && systemctl start etcd"]),
+])
+def test_facts_start_only_what_is_not_running_and_reload_only_when_due(ctx, units, expect):
+    m = ctx.lab.machine("master01")
+    fake = ctx.on(m)
+    ctx.facts, ctx.facts_step = {m.name: _facts_from(fake, [], units)}, "etcd"
+    actions.start_units(ctx, "etcd", m, ["etcd"], restart=False)
+    assert fake.commands == expect
+
+
+def test_a_unit_file_uploaded_in_the_step_reloads_and_is_not_answered_again(ctx):
+    m = ctx.lab.machine("master01")
+    fake = ctx.on(m)
+    paths = [f.path for f in ctx.files_for("etcd", m)]
+    ctx.facts = {m.name: _facts_from(fake, paths, {"etcd": ("active", "enabled", False)})}
+    ctx.facts_step = "etcd"
+    changed = actions.sync_files(ctx, "etcd", m)          # nothing there yet: all uploaded
+    assert "/etc/systemd/system/etcd.service" in changed
+    assert ctx.facts[m.name].state(paths) is None         # forgotten once uploaded
+    fake.commands.clear()
+    actions.start_units(ctx, "etcd", m, ["etcd"], restart=True)
+    assert fake.commands == ["systemctl daemon-reload", "systemctl enable --quiet etcd && systemctl restart etcd"]
