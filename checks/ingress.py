@@ -145,6 +145,13 @@ CURL_NEXT_ADDRESS_S = 0.2
 # its own 404 meanwhile (upstream issue #10458; ~0.5 s measured on the seed lab). It must not
 # take longer than this: a provider that never syncs would serve 404 for good.
 RESTART_ROUTES_MAX_S = 5.0
+# Requests by name that may fail while the victim goes away: the one in flight at that moment.
+# Clients pick a node from DNS, so nothing steers them off the victim beforehand; when traefik
+# closes its listener, a connection still in the kernel's accept queue (or mid-handshake on a
+# loaded host) is reset or left unanswered, and curl does not retry a connection it made. Seen
+# with the graceful delete once, under CI load (one request, failover gap 1.88 s); five live runs
+# at low load lost none. A SIGKILL can always cost it. More than one: clients did not move on.
+IN_FLIGHT_ALLOWANCE = 1
 
 
 def loop_script(ctx: StepContext, victim_ip: str, seconds: float, pause: float = LOOP_PAUSE_S) -> str:
@@ -276,9 +283,10 @@ def answers_while_a_traefik_pod_is_deleted(ctx: StepContext) -> dict:
     assert report["rounds"] >= 20, f"the request loop ran only {report['rounds']} rounds: {report}"
     assert report["victim_down_rounds"] > 0, \
         f"{report['victim_node']}'s traefik never stopped answering: the check tested nothing: {report}"
-    assert report["failures_while_down"] == 0 and not report["victim_answered_while_down"], \
-        (f"{report['failures_while_down']} requests by name failed while {report['victim_pod']} was gone "
-         f"(failover gap {report['failover_gap_s']} s): {report}")
+    assert not report["victim_answered_while_down"], f"{report['victim_pod']} answered while gone: {report}"
+    assert report["failures_while_down"] <= IN_FLIGHT_ALLOWANCE, \
+        (f"{report['failures_while_down']} requests by name failed while {report['victim_pod']} was gone, "
+         f"more than the {IN_FLIGHT_ALLOWANCE} in flight (failover gap {report['failover_gap_s']} s): {report}")
     assert report["other_failures"] == 0, f"requests by name failed outside the victim's restart: {report}"
     restart = report["victim_restart_unrouted_s"]
     assert restart is not None and restart <= RESTART_ROUTES_MAX_S, \

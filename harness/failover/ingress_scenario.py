@@ -55,14 +55,14 @@ def restore(env) -> None:
 
 
 def invariants(facts: dict, probe: dict) -> list[str]:
-    from checks.ingress import RESTART_ROUTES_MAX_S
+    from checks.ingress import IN_FLIGHT_ALLOWANCE, RESTART_ROUTES_MAX_S
 
     problems = []
     if (facts.get("ingress_requests") or 0) < 40:
         problems.append(f"the request loop made only {facts.get('ingress_requests')} requests")
     if not facts.get("victim_down_rounds"):
         problems.append(f"{facts.get('victim_node')}'s traefik was never seen down: the scenario tested nothing")
-    if (facts.get("failures_while_down") or 0) > 1:
+    if (facts.get("failures_while_down") or 0) > IN_FLIGHT_ALLOWANCE:
         problems.append(f"{facts['failures_while_down']} requests by name failed while the victim was down: "
                         "more than the one in flight when traefik was killed")
     if facts.get("other_failures"):
