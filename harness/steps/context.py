@@ -44,8 +44,6 @@ class StepContext:
     # machine name -> harness.steps.facts.Facts, read by the runner for the step that is running
     facts: dict = field(default_factory=dict)
     facts_step: str = ""
-    prefetch: object = None         # harness.steps.prefetch.Prefetch, from `hosts` to `nodes`
-    prefetch_wanted: bool = True    # run_steps: False when the run ends before the masters
 
     @property
     def pki_dir(self) -> Path:
@@ -111,9 +109,6 @@ class StepContext:
     def close(self) -> None:
         """Drop this context's connections now (they are the pool's: a later user reopens
         them; the pool's owner closes them for good)."""
-        from harness.steps import prefetch
-
-        prefetch.stop(self)
         for transport in self.transports.values():
             transport.close()
 

@@ -7,9 +7,8 @@ from harness.steps.parallel import for_each
 from harness.steps.context import StepContext
 
 NAME = "kubectl"
-BINARIES = ["kubectl"]
 
 
 def run_step(ctx: StepContext) -> None:
     for_each(ctx, NAME, ctx.lab.masters,
-             lambda m: install_binaries(ctx, NAME, m, BINARIES) + sync_files(ctx, NAME, m))
+             lambda m: install_binaries(ctx, NAME, m, ["kubectl"]) + sync_files(ctx, NAME, m))

@@ -13,7 +13,6 @@ from harness.steps.context import StepContext
 from harness.steps.parallel import for_each
 
 NAME = "nodes"
-BINARIES = ["kubelet", "kube-proxy"]
 IMAGE_DIR = "/var/lib/k8s-ha-lab/images"
 BOOTSTRAP_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
@@ -131,7 +130,7 @@ def run_step(ctx: StepContext) -> None:
 
 
 def _node(ctx: StepContext, m) -> None:
-    binaries = install_binaries(ctx, NAME, m, BINARIES)
+    binaries = install_binaries(ctx, NAME, m, ["kubelet", "kube-proxy"])
     changed = sync_files(ctx, NAME, m)
     run(ctx, NAME, m, "install -d /var/lib/kubelet /var/lib/kube-proxy " + IMAGE_DIR)
     # containerd reads certs.d/<registry>/hosts.toml at each pull: a change there restarts nothing.

@@ -26,7 +26,7 @@ def step_function(name: str):
 
 def run_one(ctx: StepContext, step: StepInfo, timings: dict[str, float]) -> None:
     from harness.progress import phase
-    from harness.steps import facts, prefetch
+    from harness.steps import facts
 
     with phase(f"{step.name:<9} {step.summary}") as note:
         started = time.monotonic()
@@ -36,7 +36,6 @@ def run_one(ctx: StepContext, step: StepInfo, timings: dict[str, float]) -> None
             step_function(step.name)(ctx)
         finally:
             facts.forget_all(ctx)
-        prefetch.after_step(ctx, step.name)
         timings[step.name] = round(time.monotonic() - started, 1)
         changed = len(ctx.changes.get(step.name, [])) - before
         note("no change" if changed == 0 else f"{changed} change(s)")
@@ -45,18 +44,13 @@ def run_one(ctx: StepContext, step: StepInfo, timings: dict[str, float]) -> None
 def run_steps(ctx: StepContext, until: str | None = None, skip_machines: bool = True,
               timings_file: Path | None = None) -> dict[str, float]:
     """Every step after `machines` up to `until`, in the guide's order."""
-    from harness.steps import prefetch
-
     timings: dict[str, float] = {}
-    steps = steps_until(until)
-    ctx.prefetch_wanted = bool({"masters", "nodes"} & {s.name for s in steps})
     try:
-        for step in steps:
+        for step in steps_until(until):
             if step.name == "machines" and skip_machines:
                 continue
             run_one(ctx, step, timings)
     finally:
-        prefetch.stop(ctx)
         if timings_file:
             timings_file.parent.mkdir(parents=True, exist_ok=True)
             timings_file.write_text(json.dumps(timings, indent=2) + "\n")
