@@ -156,7 +156,8 @@ def core_checks_once(env) -> list[tuple[str, str]]:
 
     results = []
     checks.run_checks(env.ctx, checks.checks_for(env.lab), lambda name, _, error: results.append(
-        (name, (str(error).strip().splitlines() or ["AssertionError"])[0][:300] if error else "")))
+        (name, (str(error).strip().splitlines() or [type(error).__name__])[0][:300] if error else "")),
+        catch=Exception)
     return results
 
 

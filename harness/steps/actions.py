@@ -58,6 +58,8 @@ def run(ctx: StepContext, step: str, machine: Machine, command: str, *, unit: st
 # A binary's digest, kept beside the inode, size and mtime it was taken from: a re-run reads it
 # instead of hashing 100 MB binaries on every machine again (5-6 s per master on this host).
 STAMP_DIR = "/var/lib/k8s-ha-lab/stamps"
+# What a stamp was taken from, as `stat -c` prints it; a stamp file holds `<sha256> <this>`.
+STAMP_KEY = "%i %s %Y"
 
 
 def stamp_path(path: str) -> str:
@@ -76,7 +78,7 @@ def remote_state_script(paths: Iterable[str], stamped: bool = False) -> str:
                 "echo \"$(sha256sum < \"$p\" | cut -d' ' -f1) $(stat -c %a \"$p\") $p\"; done; true")
     stamps = shlex.quote(STAMP_DIR)
     return (f"mkdir -p {stamps}; for p in {quoted}; do [ -f \"$p\" ] || continue; "
-            f"s={stamps}/$(printf %s \"$p\" | tr / _); k=\"$(stat -c '%i %s %Y' \"$p\")\"; "
+            f"s={stamps}/$(printf %s \"$p\" | tr / _); k=\"$(stat -c '{STAMP_KEY}' \"$p\")\"; "
             "d=; [ -f \"$s\" ] && [ \"$(cut -d' ' -f2- \"$s\")\" = \"$k\" ] && d=$(cut -d' ' -f1 \"$s\"); "
             "if [ -z \"$d\" ]; then d=$(sha256sum < \"$p\" | cut -d' ' -f1); echo \"$d $k\" > \"$s\"; fi; "
             "echo \"$d $(stat -c %a \"$p\") $p\"; done; true")
@@ -160,7 +162,7 @@ def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode
         sftp.put(str(local), staged)
     quoted = {name: shlex.quote(value) for name, value in
               (("parent", posixpath.dirname(remote)), ("staged", staged), ("partial", partial), ("remote", remote))}
-    stamp = (f" && mkdir -p {STAMP_DIR} && echo \"{digest} $(stat -c '%i %s %Y' {quoted['remote']})\" > "
+    stamp = (f" && mkdir -p {STAMP_DIR} && echo \"{digest} $(stat -c '{STAMP_KEY}' {quoted['remote']})\" > "
              f"{shlex.quote(stamp_path(remote))}") if digest else ""
     try:
         transport.run(f"mkdir -p {quoted['parent']} && mv -f {quoted['staged']} {quoted['partial']} && "

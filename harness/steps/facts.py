@@ -77,14 +77,14 @@ def facts_script(files: list[str], binaries: list[str], units: list[str]) -> str
     """Five processes whatever the count: on a loaded 2-core host every fork counts. A binary's
     digest is its stamp's (harness.steps.actions.remote_state_script) when the stamp was taken
     from the same inode, size and mtime; otherwise it is left unasked, and the step hashes it."""
-    from harness.steps.actions import STAMP_DIR
+    from harness.steps.actions import STAMP_DIR, STAMP_KEY
 
     paths = " ".join(shlex.quote(p) for p in files)
     every = " ".join(shlex.quote(p) for p in [*files, *binaries])
     props = " ".join(f"-p {p}" for p in UNIT_PROPERTIES)
     return "; ".join([
         "echo '--- sha256'", *([f"sha256sum -- {paths} 2>/dev/null"] if files else []),
-        "echo '--- stat'", f"stat -c '%a %i %s %Y %n' -- {every} 2>/dev/null",
+        "echo '--- stat'", f"stat -c '%a {STAMP_KEY} %n' -- {every} 2>/dev/null",
         "echo '--- stamps'", f"grep -H '' {STAMP_DIR}/* 2>/dev/null",
         "echo '--- units'", f"systemctl show {props} {' '.join(shlex.quote(u) for u in units)} 2>/dev/null",
         "true"])
@@ -102,7 +102,7 @@ def _sections(text: str) -> dict[str, list[str]]:
 
 
 def parse_facts(text: str, files: list[str], binaries: list[str]) -> Facts:
-    from harness.steps.actions import stamp_path
+    from harness.steps.actions import STAMP_KEY, stamp_path
 
     part = _sections(text)
     digests = {}
@@ -111,8 +111,9 @@ def parse_facts(text: str, files: list[str], binaries: list[str]) -> Facts:
         digests[path] = digest
     stats = {}
     for line in part["stat"]:
-        mode, inode, size, mtime, path = line.split(" ", 4)
-        stats[path] = (mode, f"{inode} {size} {mtime}")
+        mode, rest = line.split(" ", 1)
+        *key, path = rest.split(" ", STAMP_KEY.count(" ") + 1)
+        stats[path] = (mode, " ".join(key))
     stamps = {}
     for line in part["stamps"]:
         name, _, content = line.partition(":")

@@ -58,3 +58,15 @@ def test_a_failure_carries_what_the_check_saw(fake_checks):
     errors = {}
     checks.run_checks(None, selected, lambda name, s, error: errors.setdefault(name, error))
     assert "core:c_bad saw something wrong" in str(errors["c"])
+
+
+def test_other_errors_propagate_unless_caught(monkeypatch):
+    def broken(_ctx):
+        raise ConnectionError("master01 is down")
+    monkeypatch.setattr(checks, "resolve", lambda target: broken)
+    selected = [("a", "core:a")]
+    with pytest.raises(ConnectionError):
+        checks.run_checks(None, selected, lambda *a: None)
+    got = []
+    checks.run_checks(None, selected, lambda name, s, error: got.append((name, str(error))), catch=Exception)
+    assert got == [("a", "master01 is down")]
