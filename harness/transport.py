@@ -10,6 +10,14 @@ the checks', testinfra's, each with its own connect deadline) uses the same para
 (harness.ssh_pool hands them out). A dropped connection is reopened once before a command
 starts (never after, so a command is never run twice). Connecting is the only thing retried:
 machines take a while to boot, so it retries with tenacity until a deadline.
+
+sshd serves at most MaxSessions (10 by default) channels at once on one connection and refuses
+the next. The harness runs many commands at once on one machine (checks in parallel, a step's
+threads, a scenario's probe), so each connection hands out at most MAX_CHANNELS channels and a
+caller beyond that waits for one to close. sshd frees a closed channel's session only after
+it has read what came with the close, so a burst of closes and opens can still be refused: a
+refused open (nothing ran) is retried for a few seconds. A refused channel is not a dropped
+connection: the connection, and every command running on it, stays.
 """
 
 from __future__ import annotations
@@ -71,6 +79,13 @@ class MachineUnreachable(Exception):
     pass
 
 
+# sshd's MaxSessions default is 10 (sshd_config(5)); two are left for the moment between our
+# close of a channel and sshd's own cleanup of its session.
+MAX_CHANNELS = 8
+CHANNEL_WAIT_S = 300.0   # longer than any single command's own timeout in the harness
+REFUSED_RETRY_S = 10.0   # a refused open is retried this long (sshd frees sessions in its next loop)
+
+
 class SudoRefused(UserError):
     """A non-root login whose sudo asks for a password: the lab file's login cannot work."""
 
@@ -111,6 +126,7 @@ class Connection:
         self.lock = threading.Lock()    # one connect at a time; readers need no lock
         self._swap = threading.Lock()   # short: a connect in progress must not delay a close
         self.cancelled = False
+        self.channels = threading.BoundedSemaphore(MAX_CHANNELS)
 
     def drop(self, client: paramiko.SSHClient | None = None) -> None:
         """Close the client (or only `client`, if it is still the current one), once."""
@@ -216,18 +232,42 @@ class Transport:
         next command on any handle opens it again."""
         self.connection.drop()
 
+    @contextlib.contextmanager
+    def _channel_slot(self):
+        """One of the connection's MAX_CHANNELS, held while the channel is open."""
+        if not self.connection.channels.acquire(timeout=CHANNEL_WAIT_S):
+            raise CommandTimeout(f"[{self.name}] no SSH channel free within {CHANNEL_WAIT_S:.0f}s "
+                                 f"({MAX_CHANNELS} busy on the connection)")
+        try:
+            yield
+        finally:
+            self.connection.channels.release()
+
     def _session(self) -> paramiko.Channel:
-        """A new channel; a connection found dead is reopened once, before any command runs."""
+        """A new channel (call it holding a slot); a connection found dead is reopened once,
+        before any command runs. A channel sshd refuses on a live connection raises, and the
+        connection stays: dropping it would cut every command running on it."""
         client = self.client
         try:
             transport = client.get_transport()
             if transport is None or not transport.is_active():
                 raise paramiko.SSHException("connection is closed")
-            return transport.open_session()
+            return tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(paramiko.ChannelException),
+                stop=tenacity.stop_after_delay(REFUSED_RETRY_S), wait=tenacity.wait_fixed(0.2),
+                reraise=True)(transport.open_session)
+        except paramiko.ChannelException:
+            raise
         except (paramiko.SSHException, EOFError, OSError):
             log.debug("%s: connection dropped, reconnecting once", self.name)
             self.connection.drop(client)
             return self.client.get_transport().open_session()
+
+    @contextlib.contextmanager
+    def sftp(self):
+        """An SFTP session on the shared connection, counted as one of its channels."""
+        with self._channel_slot(), self.client.open_sftp() as session:
+            yield session
 
     # commands ----------------------------------------------------------------------------
     def as_root(self, command: str) -> str:
@@ -261,8 +301,9 @@ class Transport:
     def execute(self, command: str, timeout: float = 300.0, as_root: bool = True) -> tuple[int, bytes, bytes]:
         """Exit status, stdout and stderr as bytes (testinfra's backend wants them raw)."""
         log.debug("[%s] run: %s", self.name, command)
-        status, out, err = self._exec(self._session(), self.as_root(command) if as_root else command,
-                                      timeout)
+        with self._channel_slot():
+            status, out, err = self._exec(self._session(), self.as_root(command) if as_root else command,
+                                          timeout)
         if self.connection.cancelled:
             raise Cancelled(f"[{self.name}] `{command}` cut off: the run was interrupted")
         log.debug("[%s] exit %d: %s", self.name, status, command)
@@ -284,13 +325,13 @@ class Transport:
                                                   ("path", path), ("owner", owner))}
         if self.is_root:
             self.run(f"mkdir -p {quoted['parent']}")
-            with self.client.open_sftp() as sftp:
+            with self.sftp() as sftp:
                 sftp.putfo(io.BytesIO(data), partial)
                 sftp.chmod(partial, mode)
             self.run(f"chown {quoted['owner']} {quoted['partial']} && "
                      f"mv -f {quoted['partial']} {quoted['path']}")
             return
-        with self.client.open_sftp() as sftp:
+        with self.sftp() as sftp:
             staged = posixpath.join(sftp.normalize("."), f".k8s-ha-lab-upload-{secrets.token_hex(8)}")
             sftp.putfo(io.BytesIO(data), staged)
         try:
@@ -311,7 +352,7 @@ class Transport:
                 raise CommandFailed(self.name, CommandResult(f"cat -- {path}", status, "",
                                                              err.decode(errors="replace")))
             return out
-        with self.client.open_sftp() as sftp, sftp.open(path, "rb") as handle:
+        with self.sftp() as sftp, sftp.open(path, "rb") as handle:
             return handle.read()
 
 

@@ -157,7 +157,7 @@ def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode
     the file's stamp is written too, so the next run need not hash it on the machine."""
     transport = ctx.on(machine)
     partial = f"{remote}.k8s-ha-lab-partial"
-    with transport.client.open_sftp() as sftp:
+    with transport.sftp() as sftp:
         staged = posixpath.join(sftp.normalize("."), f".k8s-ha-lab-upload-{secrets.token_hex(8)}")
         sftp.put(str(local), staged)
     quoted = {name: shlex.quote(value) for name, value in

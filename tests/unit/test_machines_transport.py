@@ -2,7 +2,9 @@
 
 import os
 import stat
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import paramiko
@@ -10,8 +12,8 @@ import pytest
 
 from tests.unit.fake_ssh import Channel
 from harness.lab import SshLogin
-from harness.transport import (CommandFailed, CommandResult, MachineUnreachable, Transport,
-                               ensure_lab_key)
+from harness.transport import (MAX_CHANNELS, CommandFailed, CommandResult, MachineUnreachable,
+                               Transport, ensure_lab_key)
 
 
 def root_at(address: str, key: Path = Path("/nonexistent/key")) -> SshLogin:
@@ -167,3 +169,71 @@ def test_dropped_connection_is_reopened_once(tmp_path):
     transport = Transport("node01", root_at("10.0.0.3"), connect=lambda *a: clients.pop(0))
     assert transport.run("echo back").stdout == "back\n"
     assert dead.closed and clients == []
+
+
+class SshdWithMaxSessions(FakeTransport):
+    """sshd's side of one connection: it refuses a channel beyond `max_sessions` open at once
+    (as OpenSSH does: "open failed", reason Connect failed). Each command takes `seconds`."""
+
+    def __init__(self, max_sessions=10, seconds=0.05):
+        super().__init__(None)
+        self.max_sessions, self.seconds = max_sessions, seconds
+        self.open = self.most = self.refused = 0
+        self.lock = threading.Lock()
+
+    def open_session(self):
+        with self.lock:
+            if self.open >= self.max_sessions:
+                self.refused += 1
+                raise paramiko.ChannelException(2, "open failed")
+            self.open += 1
+            self.most = max(self.most, self.open)
+        sshd = self
+
+        class Slow(FakeChannel):
+            def exec_command(self, command):
+                time.sleep(sshd.seconds)
+                super().exec_command(command)
+
+            def close(self):
+                if not self.closed:
+                    with sshd.lock:
+                        sshd.open -= 1
+                super().close()
+        return Slow(b"ok\n")
+
+
+def test_many_commands_at_once_stay_within_sshds_max_sessions(tmp_path):
+    client = FakeClient()
+    client.transport = sshd = SshdWithMaxSessions()
+    transport = Transport("master01", root_at("10.0.0.1"), connect=lambda *a: client)
+    with ThreadPoolExecutor(max_workers=3 * MAX_CHANNELS) as pool:
+        outputs = list(pool.map(lambda i: transport.run(f"echo {i}").stdout, range(6 * MAX_CHANNELS)))
+    assert outputs == ["ok\n"] * (6 * MAX_CHANNELS)
+    assert sshd.refused == 0 and sshd.most == MAX_CHANNELS < sshd.max_sessions
+    assert not client.closed   # the shared connection was never dropped
+
+
+def test_a_refused_open_is_tried_again_and_the_command_runs_once(tmp_path):
+    client = FakeClient()
+    client.transport = sshd = SshdWithMaxSessions(max_sessions=0)
+    opens = []
+
+    def busy_then_free():   # sshd frees the sessions of a burst of closes in its next loop
+        opens.append(1)
+        sshd.max_sessions = 10 if len(opens) >= 3 else 0
+    original = sshd.open_session
+    sshd.open_session = lambda: (busy_then_free(), original())[1]
+    transport = Transport("master01", root_at("10.0.0.1"), connect=lambda *a: client)
+    assert transport.run("echo once").stdout == "ok\n"
+    assert len(opens) == 3 and sshd.refused == 2 and not client.closed
+
+
+def test_a_refused_channel_leaves_the_connection_and_its_commands_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr("harness.transport.REFUSED_RETRY_S", 0.3)
+    client = FakeClient()
+    client.transport = sshd = SshdWithMaxSessions(max_sessions=0)   # a stricter sshd than ours
+    transport = Transport("master01", root_at("10.0.0.1"), connect=lambda *a: client)
+    with pytest.raises(paramiko.ChannelException):
+        transport.run("true")
+    assert sshd.refused >= 1 and not client.closed
