@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterator
 
 # The core checks, in the guide's order: (name, "module:function"). `python -m harness check`
 # and the scenarios' "the lab converged back" step run exactly this list.
@@ -71,19 +71,54 @@ def resolve(target: str):
     return getattr(importlib.import_module(f"checks.{module}"), function)
 
 
-# The core checks only read state, and each one writes only its own scratch files, so they run at
-# once (their wall time is the slowest one's, not the sum); the add-ons' checks start pods and
-# bound times of their own, so they follow one at a time. --serial (cmd_check) keeps the old way.
+# Lanes: checks in different lanes run at once, checks in one lane one after another, in list
+# order. Each core check only reads state and writes only its own scratch files, so it is a lane
+# of its own. An add-on's quick checks share that add-on's workloads (the registry's pull pods,
+# the logs' probe pods), so they form one lane per add-on; different add-ons share nothing. The
+# slow checks delete pods and load the nodes on purpose, so they run after everything else,
+# alone. The wall time is the slowest lane's, not the sum. --serial (cmd_check) runs one at a time.
 CONCURRENT = frozenset(target for _, target in CORE_CHECKS)
-WORKERS = 8
+ADDON_LANES = {target: addon for _, target, addon in ADDON_CHECKS}
+WORKERS = 8   # threads; the SSH channels they open are capped per machine (harness.transport)
+
+
+def _lane(target: str) -> str | None:
+    """The lane a check runs in, or None: run alone, after the lanes."""
+    return target if target in CONCURRENT else ADDON_LANES.get(target)
+
+
+def _in_lanes(selected, run: Callable[[str], object], serial: bool = False) -> Iterator[tuple[str, object]]:
+    """(name, run(target)) for each check, in list order, each as soon as it and those before it
+    are done. An error that run() raises is raised here, at its check; the rest of its lane is
+    not started."""
+    lanes: dict[str, list[str]] = {}
+    for _, target in () if serial else selected:
+        if _lane(target) is not None:
+            lanes.setdefault(_lane(target), []).append(target)
+    outcomes = {target: Future() for lane in lanes.values() for target in lane}
+
+    def drive(lane):
+        for index, target in enumerate(lane):
+            try:
+                outcomes[target].set_result(run(target))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller at its check
+                outcomes[target].set_exception(exc)
+                for rest in lane[index + 1:]:
+                    outcomes[rest].cancel()
+                return
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        # the add-ons' lanes are the long ones: they start first, the core checks fill in
+        for key in sorted(lanes, key=lambda key: key in CONCURRENT):
+            pool.submit(drive, lanes[key])
+        for name, target in selected:
+            yield name, outcomes[target].result() if target in outcomes else run(target)
 
 
 def run_checks(ctx, selected, report: Callable[[str, float, Exception | None], None],
                serial: bool = False, catch: type[Exception] = AssertionError) -> None:
-    """Runs the checks and calls report(name, seconds, error or None) for each, in list order:
-    a line appears as soon as its check and those before it are done. Errors of type `catch`
-    are reported; others propagate (a trainee's verify catches every one: a broken lab fails
-    checks in many ways)."""
+    """Runs the checks in their lanes and calls report(name, seconds, error or None) for each,
+    in list order. Errors of type `catch` are reported; others propagate (a trainee's verify
+    catches every one: a broken lab fails checks in many ways)."""
     def one(target):
         started = time.monotonic()
         try:
@@ -91,11 +126,8 @@ def run_checks(ctx, selected, report: Callable[[str, float, Exception | None], N
             return time.monotonic() - started, None
         except catch as exc:
             return time.monotonic() - started, exc
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = {} if serial else {t: pool.submit(one, t) for _, t in selected if t in CONCURRENT}
-        for name, target in selected:
-            seconds, error = futures[target].result() if target in futures else one(target)
-            report(name, seconds, error)
+    for name, (seconds, error) in _in_lanes(selected, one, serial):
+        report(name, seconds, error)
 
 
 def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, float]:
@@ -112,8 +144,4 @@ def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, fl
                 if time.monotonic() - started > timeout:
                     raise
                 time.sleep(interval)
-    selected = checks_for(ctx.lab)
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = {t: pool.submit(until_it_passes, t) for _, t in selected if t in CONCURRENT}
-        return {name: futures[target].result() if target in futures else until_it_passes(target)
-                for name, target in selected}
+    return dict(_in_lanes(checks_for(ctx.lab), until_it_passes))

@@ -52,8 +52,9 @@ def _namespace(ctx: StepContext) -> None:
                                                 "metadata": {"name": NAMESPACE}}), STEP)
 
 
-def _delete_probes(ctx: StepContext) -> None:
-    kubectl(ctx, STEP, f"-n {NAMESPACE} delete pod -l app={PROBE} --ignore-not-found --wait=true",
+def _delete_probes(ctx: StepContext, wait: bool = True) -> None:
+    """The probe pods deleted; `wait` for them to be gone (before new ones of the same names)."""
+    kubectl(ctx, STEP, f"-n {NAMESPACE} delete pod -l app={PROBE} --ignore-not-found --wait={str(wait).lower()}",
             check=False, timeout=120)
 
 
@@ -88,7 +89,7 @@ def unique_line_from_every_node(ctx: StepContext, within: float = FOUND_WITHIN_S
         await_state(ctx, STEP, f"the probe line of every node in VictoriaLogs ({token})", every_line,
                     timeout=start_timeout, interval=0.5, command=f"LogsQL {logsql}")
     finally:
-        _delete_probes(ctx)
+        _delete_probes(ctx, wait=False)   # the next run's first delete waits for them
     lags = {}
     for node, (seen, entry) in sorted(found.items()):
         assert entry["_msg"] == f"{token} {node}", f"{node}: the entry's _msg is {entry['_msg']!r}"

@@ -88,9 +88,10 @@ def pull_pods_yaml(ctx: StepContext, ref: str, nodes: list[str]) -> str:
     return "\n---\n".join(json.dumps(d) for d in docs)
 
 
-def delete_pull_pods(ctx: StepContext) -> None:
-    kubectl(ctx, STEP, f"-n {reg.NAMESPACE} delete pod -l app={PULL_APP} --ignore-not-found --wait=true "
-                       "--grace-period=1", timeout=120)
+def delete_pull_pods(ctx: StepContext, wait: bool = True) -> None:
+    """The pull pods deleted; `wait` for them to be gone (before new ones of the same names)."""
+    kubectl(ctx, STEP, f"-n {reg.NAMESPACE} delete pod -l app={PULL_APP} --ignore-not-found "
+                       f"--wait={str(wait).lower()} --grace-period=1", timeout=120)
 
 
 def parse_duration(text: str) -> float:
@@ -163,7 +164,7 @@ def pull_on_every_node(ctx: StepContext, image: dict, timeout: float = 180.0,
         result[node] = {"image_id": image_id, "pulled_in_s": pulled_in(events, uid)}
     assert all(r["pulled_in_s"] is not None for r in result.values()), \
         f"no kubelet Pulled event for some pods (imagePullPolicy Always must pull): {result}"
-    delete_pull_pods(ctx)
+    delete_pull_pods(ctx, wait=False)   # the next run's first delete waits for them
     return result
 
 

@@ -173,10 +173,12 @@ def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode
         raise
 
 
-def install_binaries(ctx: StepContext, step: str, machine: Machine, names: list[str]) -> list[str]:
-    """The pinned binaries in /usr/local/bin, uploaded only when their bytes differ."""
-    locals_ = {name: ctx.binary(name) for name in names}
-    remote = _remote_state(ctx, step, machine, [f"{BIN_DIR}/{n}" for n in names], stamped=True)
+def install_binaries(ctx: StepContext, step: str, machine: Machine, names: list[str],
+                     locals_: dict[str, Path] | None = None) -> list[str]:
+    """The pinned binaries (or `locals_`: name -> a cached file) in /usr/local/bin, uploaded only
+    when their bytes differ; the names of those uploaded."""
+    locals_ = locals_ or {name: ctx.binary(name) for name in names}
+    remote = _remote_state(ctx, step, machine, [f"{BIN_DIR}/{n}" for n in locals_], stamped=True)
     changed = []
     for name, local in locals_.items():
         st = local.stat()

@@ -58,7 +58,7 @@ class Facts:
 
     def running(self, unit: str) -> bool:
         """Enabled and active when the step began (a unit the step restarts never asks)."""
-        u = self.units.get(unit)
+        u = self.units.get(_unit_key(unit))
         return bool(u) and u.active == "active" and u.enabled == "enabled"
 
     def reload_needed(self, units: list[str]) -> bool:
@@ -66,11 +66,20 @@ class Facts:
         of these units needs one."""
         if self.touched_units:
             return True
-        return any(unit not in self.units or self.units[unit].needs_reload for unit in units)
+        keys = [_unit_key(unit) for unit in units]
+        return any(key not in self.units or self.units[key].needs_reload for key in keys)
+
+
+def _unit_key(unit: str) -> str:
+    """Facts name units as systemctl's Id without ".service"; the steps name them either way."""
+    return unit.removesuffix(".service")
 
 
 def binary_paths() -> list[str]:
-    return [f"{BIN_DIR}/{name}" for name in sorted(BINARY_COMPONENT)]
+    """The pinned binaries of the core steps, and the add-ons' own (vlagent on the masters)."""
+    from harness.steps.logs import AGENT_BINARY
+
+    return [f"{BIN_DIR}/{name}" for name in sorted({*BINARY_COMPONENT, AGENT_BINARY})]
 
 
 def facts_script(files: list[str], binaries: list[str], units: list[str]) -> str:
@@ -141,11 +150,11 @@ def parse_facts(text: str, files: list[str], binaries: list[str]) -> Facts:
     return Facts(asked, state, units)
 
 
-def gather(ctx: StepContext, step: str, machine: Machine) -> Facts:
-    """One command: the step's files, the binaries and the units, on this machine."""
+def gather(ctx: StepContext, step: str, machine: Machine, files: list[str] | None = None) -> Facts:
+    """One command: the step's files (or `files`), the binaries and the units, on this machine."""
     from harness.steps.actions import run
 
-    files = [f.path for f in ctx.files_for(step, machine)]
+    files = [f.path for f in ctx.files_for(step, machine)] if files is None else files
     units = [u.removesuffix(".service") for u in footprint.units()]
     out = run(ctx, step, machine, facts_script(files, binary_paths(), units)).stdout
     return parse_facts(out, files, binary_paths())
@@ -159,6 +168,12 @@ def gather_for_step(ctx: StepContext, step: str) -> None:
     machines = [m for m in ctx.lab.machines if ctx.files_for(step, m)]
     ctx.facts = for_each(ctx, step, machines, lambda m: gather(ctx, step, m), quiet=True)
     ctx.facts_step = step
+
+
+def gather_for_files(ctx: StepContext, step: str, machine: Machine, files: list[str]) -> None:
+    """Facts for files a step renders itself (the registry's per-node keys), during that step."""
+    if ctx.facts_step == step:
+        ctx.facts[machine.name] = gather(ctx, step, machine, files)
 
 
 def forget_all(ctx: StepContext) -> None:

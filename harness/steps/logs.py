@@ -16,8 +16,8 @@ from harness.errors import UserError
 from harness.lab import Machine
 from harness.render import K8S_DIR, SSL_DIR
 from harness.render.logs import AGENT, AUDIT_UNIT, NAMESPACE, STORE, https_url
-from harness.steps.actions import (BIN_DIR, NotYet, _local_sha256, kubectl, kubectl_apply, push_file, run,
-                                   start_units, sync_files, unit_is_active, wait_deployment, wait_until)
+from harness.steps.actions import (NotYet, install_binaries, kubectl, kubectl_apply, run, start_units,
+                                   sync_files, unit_is_active, wait_deployment, wait_until)
 from harness.steps.context import StepContext
 from harness.steps.nodes import import_images_on_nodes
 from harness.steps.parallel import for_each
@@ -39,17 +39,9 @@ def vlagent_binary(ctx: StepContext):
 
 
 def _install_agent(ctx: StepContext, machine: Machine) -> bool:
-    """vlagent in /usr/local/bin, uploaded only when its bytes differ; True when it did."""
-    local = vlagent_binary(ctx)
-    stat = local.stat()
-    want = _local_sha256(local, stat.st_size, stat.st_mtime)
-    remote = f"{BIN_DIR}/{AGENT_BINARY}"
-    have = run(ctx, NAME, machine, f"sha256sum {remote} 2>/dev/null | cut -d' ' -f1; true").stdout.strip()
-    if have == want:
-        return False
-    push_file(ctx, machine, local, remote)
-    ctx.changed(NAME, f"{machine.name}:{remote}")
-    return True
+    """vlagent in /usr/local/bin, uploaded (and stamped) only when its bytes differ; True when it
+    was."""
+    return bool(install_binaries(ctx, NAME, machine, [AGENT_BINARY], {AGENT_BINARY: vlagent_binary(ctx)}))
 
 
 def _audit_collector(ctx: StepContext, machine: Machine) -> None:

@@ -22,6 +22,7 @@ from harness.render import BIN_DIR, K8S_DIR, SSL_DIR, UNIT_DIR, RenderedFile
 from harness.render import registry as reg
 from harness.steps.actions import (NotYet, kubectl_apply, run, start_units, sync_files, wait_deployment,
                                    wait_until)
+from harness.steps import facts
 from harness.steps.context import StepContext
 from harness.steps.nodes import import_images
 from harness.steps.parallel import for_each
@@ -128,7 +129,9 @@ def _storage_server(ctx: StepContext, server, keys: RegistrySecrets) -> None:
 
 def _node(ctx: StepContext, m, keys: RegistrySecrets, host_key: str) -> None:
     import_images(ctx, m, ("registry",), step=NAME)
-    changed = sync_files(ctx, NAME, m, node_files(ctx, m, keys, host_key))
+    files = node_files(ctx, m, keys, host_key)
+    facts.gather_for_files(ctx, NAME, m, [f.path for f in files])   # one round trip, as for ctx.files
+    changed = sync_files(ctx, NAME, m, files)
     mount_inputs = {reg.SFTP_KEY, reg.KNOWN_HOSTS, f"{UNIT_DIR}/{reg.MOUNT_UNIT}"}
     start_units(ctx, NAME, m, [reg.MOUNT_UNIT], restart=bool(mount_inputs & set(changed)))
 

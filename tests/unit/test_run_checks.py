@@ -1,5 +1,6 @@
-"""checks.run_checks: the core checks run at once, the add-ons' one at a time, and the report
-comes in list order either way (the fast loop, issue 14)."""
+"""checks.run_checks and checks.converge: each core check in a lane of its own, each add-on's
+quick checks in one lane, the lanes at once, the slow checks alone afterwards; the report comes
+in list order either way (the fast loop, issue 14)."""
 
 import threading
 import time
@@ -70,3 +71,46 @@ def test_other_errors_propagate_unless_caught(monkeypatch):
     got = []
     checks.run_checks(None, selected, lambda name, s, error: got.append((name, str(error))), catch=Exception)
     assert got == [("a", "master01 is down")]
+
+
+def test_an_addons_checks_run_in_order_beside_other_addons_and_slow_ones_alone(monkeypatch):
+    spans, lock = {}, threading.Lock()
+
+    def make(target):
+        def check(_ctx):
+            started = time.monotonic()
+            time.sleep(0.1)
+            with lock:
+                spans[target] = (started, time.monotonic())
+        return check
+    monkeypatch.setattr(checks, "resolve", make)
+    monkeypatch.setattr(checks, "CONCURRENT", frozenset({"core:a"}))
+    monkeypatch.setattr(checks, "ADDON_LANES", {"reg:push": "registry", "reg:anon": "registry",
+                                                "logs:line": "logs"})
+    selected = [("a", "core:a"), ("push", "reg:push"), ("anon", "reg:anon"), ("line", "logs:line"),
+                ("slow", "dns:delete_a_pod")]
+    reported = []
+    checks.run_checks(None, selected, lambda name, s, error: reported.append(name))
+    assert reported == [name for name, _ in selected]
+    assert spans["reg:push"][1] <= spans["reg:anon"][0]            # one add-on: in order
+    assert spans["logs:line"][0] < spans["reg:push"][1]            # two add-ons: at once
+    assert spans["core:a"][0] < spans["reg:push"][1]
+    assert all(span[1] <= spans["dns:delete_a_pod"][0] for t, span in spans.items() if t != "dns:delete_a_pod")
+
+
+def test_converge_retries_each_check_in_its_lane_until_it_passes(monkeypatch):
+    tries = {"core:a": 2, "reg:push": 3}
+
+    def make(target):
+        def check(_ctx):
+            tries[target] = tries.get(target, 1) - 1
+            if tries[target] > 0:
+                raise AssertionError(f"{target} not yet")
+        return check
+    monkeypatch.setattr(checks, "resolve", make)
+    monkeypatch.setattr(checks, "CONCURRENT", frozenset({"core:a"}))
+    monkeypatch.setattr(checks, "ADDON_LANES", {"reg:push": "registry"})
+    monkeypatch.setattr(checks, "checks_for", lambda lab: (("a", "core:a"), ("push", "reg:push")))
+    ctx = type("Ctx", (), {"lab": None})()
+    assert set(checks.converge(ctx, timeout=5, interval=0.01)) == {"a", "push"}
+    assert tries == {"core:a": 0, "reg:push": 0}
