@@ -21,7 +21,7 @@ from harness.render.registry import storage_server
 # step (sysctl), flannel (ip), and what `down` needs (tar, findmnt, the packet-filter tools).
 COMMON = ("systemctl", "journalctl", "ip", "sysctl", "sha256sum", "stat", "install", "mkdir", "mv",
           "chown", "cut", "tr", "awk", "grep", "sed", "cmp", "tar", "find", "findmnt", "umount",
-          "iptables", "iptables-save", "iptables-restore")
+          "iptables", "iptables-save", "iptables-restore", "gunzip")   # gunzip: binaries travel gzipped
 BY_ROLE = {
     "master": ("curl",),                            # readiness, the logs query, ingress checks
     "lb": ("haproxy", "keepalived"),

@@ -81,6 +81,10 @@ class Sftp:
         self._local(path).parent.mkdir(parents=True, exist_ok=True)
         self._local(path).write_bytes(handle.read())
 
+    def put(self, local: str, path: str) -> None:
+        with open(local, "rb") as handle:
+            self.putfo(handle, path)
+
     def chmod(self, path: str, mode: int) -> None:
         self.log.append(f"sftp chmod {mode:o} {path}")
 
