@@ -221,15 +221,18 @@ def node_images(listing: str) -> dict[str, str]:
 
 def import_images(ctx, archives: dict[str, Path], report=lambda *a: None) -> int:
     """Imports each archive into every node's containerd (k8s.io namespace) unless the image is
-    there already with the same digest (a rebuilt image replaces the old one): the approach of harness.steps.nodes.import_images, for refs outside
-    versions.yaml. Returns how many imports ran."""
+    there already with the same digest (a rebuilt image replaces the old one): the approach of
+    harness.steps.nodes.import_images, for refs outside versions.yaml. The nodes work at once,
+    each on its own connection, as a step's machines do. Returns how many imports ran."""
     from harness.steps.actions import push_file, run
+    from harness.steps.parallel import for_each
 
-    count = 0
     wanted = {ref: manifest_digest(archive) for ref, archive in archives.items()}
-    for machine in ctx.lab.nodes:
+
+    def on_node(machine) -> int:
         present = node_images(run(ctx, STEP, machine, "ctr -n k8s.io images ls",
                                   unit="containerd").stdout)
+        count = 0
         for ref, archive in archives.items():
             if present.get(ref) == wanted[ref]:
                 continue
@@ -240,4 +243,5 @@ def import_images(ctx, archives: dict[str, Path], report=lambda *a: None) -> int
             run(ctx, STEP, machine, f"rm -f {shlex.quote(remote)}")
             report(machine.name, ref)
             count += 1
-    return count
+        return count
+    return sum(for_each(ctx, STEP, ctx.lab.nodes, on_node, "e2e images", quiet=True).values())

@@ -159,7 +159,7 @@ def compressed(path: Path) -> Path | None:
     about a third: on 2 shared cores, SSH's encryption of the bytes costs more than gunzip on the
     machine (issue 14: the masters' 230 MB went from 12.1 s to 7.8 s, gunzip included)."""
     sidecar = path.with_name(path.name + ".gz")
-    mtime = path.stat().st_mtime
+    mtime = path.stat().st_mtime_ns
     with _COMPRESSING_LOCK:   # three masters ask for the same binary at once: one gzip, not three
         lock = _COMPRESSING.setdefault(sidecar, threading.Lock())
     with lock:
@@ -170,9 +170,9 @@ _COMPRESSING: dict[Path, threading.Lock] = {}
 _COMPRESSING_LOCK = threading.Lock()
 
 
-def _fresh_sidecar(path: Path, sidecar: Path, mtime: float) -> Path | None:
+def _fresh_sidecar(path: Path, sidecar: Path, mtime: int) -> Path | None:
     try:
-        if sidecar.stat().st_mtime == mtime:
+        if sidecar.stat().st_mtime_ns == mtime:
             return sidecar
     except OSError:
         pass
@@ -180,7 +180,7 @@ def _fresh_sidecar(path: Path, sidecar: Path, mtime: float) -> Path | None:
     try:
         with open(path, "rb") as source, gzip.open(partial, "wb", compresslevel=1) as target:
             shutil.copyfileobj(source, target, 1 << 20)
-        os.utime(partial, (mtime, mtime))
+        os.utime(partial, ns=(mtime, mtime))
         partial.replace(sidecar)
         return sidecar
     except OSError:
