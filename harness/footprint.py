@@ -19,11 +19,12 @@ from harness.render import lb, logs, registry
 from harness.render.configs import CERTS_D
 from harness.render.env import HOSTS_BEGIN, HOSTS_END, sysctl_conf
 
-# Binaries in /usr/local/bin: the pinned cluster binaries (harness.steps.context), crane (registry),
-# vlagent (logs) and the rendered mk-cni-conf script.
+# Binaries in /usr/local/bin: the pinned binaries the steps install from the artifact cache
+# (harness.steps.context.BINARY_COMPONENT, vlagent of the logs add-on among them), crane
+# (registry) and the rendered mk-cni-conf script.
 CLUSTER_BINARIES = ("etcd", "etcdctl", "etcdutl", "flanneld", "kube-apiserver", "kube-controller-manager",
-                    "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
-BINARIES = (*CLUSTER_BINARIES, "crane", "vlagent", "mk-cni-conf")
+                    "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "vlagent")
+BINARIES = (*CLUSTER_BINARIES, "crane", "mk-cni-conf")
 
 # Units whose files the harness writes to /etc/systemd/system.
 OWN_UNITS = ("etcd.service", "flanneld.service", "kube-apiserver.service", "kube-controller-manager.service",

@@ -160,14 +160,11 @@ def compressed(path: Path) -> Path | None:
     machine (issue 14: the masters' 230 MB went from 12.1 s to 7.8 s, gunzip included)."""
     sidecar = path.with_name(path.name + ".gz")
     mtime = path.stat().st_mtime_ns
-    with _COMPRESSING_LOCK:   # three masters ask for the same binary at once: one gzip, not three
-        lock = _COMPRESSING.setdefault(sidecar, threading.Lock())
-    with lock:
+    with _COMPRESSING:   # three masters ask for the same binary at once: one gzip, not three
         return _fresh_sidecar(path, sidecar, mtime)
 
 
-_COMPRESSING: dict[Path, threading.Lock] = {}
-_COMPRESSING_LOCK = threading.Lock()
+_COMPRESSING = threading.Lock()
 
 
 def _fresh_sidecar(path: Path, sidecar: Path, mtime: int) -> Path | None:
@@ -216,12 +213,11 @@ def push_file(ctx: StepContext, machine: Machine, local: Path, remote: str, mode
         raise
 
 
-def install_binaries(ctx: StepContext, step: str, machine: Machine, names: list[str],
-                     locals_: dict[str, Path] | None = None) -> list[str]:
-    """The pinned binaries (or `locals_`: name -> a cached file) in /usr/local/bin, uploaded only
-    when their bytes differ; the names of those uploaded."""
-    locals_ = locals_ or {name: ctx.binary(name) for name in names}
-    remote = _remote_state(ctx, step, machine, [f"{BIN_DIR}/{n}" for n in locals_], stamped=True)
+def install_binaries(ctx: StepContext, step: str, machine: Machine, names: list[str]) -> list[str]:
+    """The pinned binaries in /usr/local/bin, uploaded only when their bytes differ; the names
+    of those uploaded."""
+    locals_ = {name: ctx.binary(name) for name in names}
+    remote = _remote_state(ctx, step, machine, [f"{BIN_DIR}/{n}" for n in names], stamped=True)
     changed = []
     for name, local in locals_.items():
         st = local.stat()

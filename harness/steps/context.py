@@ -26,7 +26,7 @@ BINARY_COMPONENT = {
     "etcd": "etcd", "etcdctl": "etcd", "etcdutl": "etcd", "flanneld": "flannel",
     "kube-apiserver": "kubernetes", "kube-controller-manager": "kubernetes",
     "kube-scheduler": "kubernetes", "kubelet": "kubernetes", "kube-proxy": "kubernetes",
-    "kubectl": "kubernetes",
+    "kubectl": "kubernetes", "vlagent": "victorialogs",
 }
 
 

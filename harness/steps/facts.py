@@ -76,10 +76,7 @@ def _unit_key(unit: str) -> str:
 
 
 def binary_paths() -> list[str]:
-    """The pinned binaries of the core steps, and the add-ons' own (vlagent on the masters)."""
-    from harness.steps.logs import AGENT_BINARY
-
-    return [f"{BIN_DIR}/{name}" for name in sorted({*BINARY_COMPONENT, AGENT_BINARY})]
+    return [f"{BIN_DIR}/{name}" for name in sorted(BINARY_COMPONENT)]
 
 
 def facts_script(files: list[str], binaries: list[str], units: list[str]) -> str:
@@ -144,7 +141,7 @@ def parse_facts(text: str, files: list[str], binaries: list[str]) -> Facts:
     for block in "\n".join(part["units"]).strip().split("\n\n"):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if props.get("Id"):
-            units[props["Id"].removesuffix(".service")] = UnitFacts(
+            units[_unit_key(props["Id"])] = UnitFacts(
                 props.get("ActiveState", ""), props.get("UnitFileState", ""),
                 props.get("NeedDaemonReload", "yes") != "no")
     return Facts(asked, state, units)
@@ -155,7 +152,7 @@ def gather(ctx: StepContext, step: str, machine: Machine, files: list[str] | Non
     from harness.steps.actions import run
 
     files = [f.path for f in ctx.files_for(step, machine)] if files is None else files
-    units = [u.removesuffix(".service") for u in footprint.units()]
+    units = [_unit_key(u) for u in footprint.units()]
     out = run(ctx, step, machine, facts_script(files, binary_paths(), units)).stdout
     return parse_facts(out, files, binary_paths())
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import shlex
 
-from harness.artifacts.cache import ArtifactCache
-from harness.errors import UserError
 from harness.lab import Machine
 from harness.render import K8S_DIR, SSL_DIR
 from harness.render.logs import AGENT, AUDIT_UNIT, NAMESPACE, STORE, https_url
@@ -28,20 +26,10 @@ COMPONENT = "victorialogs"
 AGENT_BINARY = "vlagent"
 
 
-def vlagent_binary(ctx: StepContext):
-    """The cached vlagent of the lab's pinned VictoriaLogs version."""
-    component = ctx.lab.versions[COMPONENT]
-    path = ArtifactCache().binary_path(COMPONENT, component.version, AGENT_BINARY)
-    if not path.exists():
-        raise UserError(f"{AGENT_BINARY} {component.version}: not in the artifact cache ({path}); "
-                        f"run `python -m harness artifacts build --only {COMPONENT}`")
-    return path
-
-
 def _install_agent(ctx: StepContext, machine: Machine) -> bool:
     """vlagent in /usr/local/bin, uploaded (and stamped) only when its bytes differ; True when it
     was."""
-    return bool(install_binaries(ctx, NAME, machine, [AGENT_BINARY], {AGENT_BINARY: vlagent_binary(ctx)}))
+    return bool(install_binaries(ctx, NAME, machine, [AGENT_BINARY]))
 
 
 def _audit_collector(ctx: StepContext, machine: Machine) -> None:
