@@ -86,6 +86,18 @@ CHANNEL_WAIT_S = 300.0   # longer than any single command's own timeout in the h
 REFUSED_RETRY_S = 10.0   # a refused open is retried this long (sshd frees sessions in its next loop)
 
 
+class _RetriedRefusal(logging.Filter):
+    """paramiko logs every refused channel open at ERROR ("Secsh channel N open FAILED"), even
+    the ones _session retries and gets; a refusal that outlasts the retry is raised instead, so
+    the log line only alarms a trainee reading the scenario's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "open FAILED" not in record.getMessage()
+
+
+logging.getLogger("paramiko.transport").addFilter(_RetriedRefusal())
+
+
 class SudoRefused(UserError):
     """A non-root login whose sudo asks for a password: the lab file's login cannot work."""
 

@@ -114,3 +114,30 @@ def test_converge_retries_each_check_in_its_lane_until_it_passes(monkeypatch):
     ctx = type("Ctx", (), {"lab": None})()
     assert set(checks.converge(ctx, timeout=5, interval=0.01)) == {"a", "push"}
     assert tries == {"core:a": 0, "reg:push": 0}
+
+
+def test_converge_retries_a_failed_command_but_not_a_bug(monkeypatch):
+    """A check's command that fails while the lab settles (stop 21's CI: a registry push during
+    the keepalived-stop converge) is retried like an assertion; a TypeError is raised at once."""
+    from harness.errors import StepError
+    calls = {"reg:push": 0, "core:bug": 0}
+
+    def make(target):
+        def check(_ctx):
+            calls[target] += 1
+            if target == "reg:push" and calls[target] < 3:
+                raise StepError("check:registry", "m1", "crane append", "connection refused")
+            if target == "core:bug":
+                raise TypeError("a bug")
+        return check
+    monkeypatch.setattr(checks, "resolve", make)
+    monkeypatch.setattr(checks, "CONCURRENT", frozenset({"core:bug"}))
+    monkeypatch.setattr(checks, "ADDON_LANES", {"reg:push": "registry"})
+    ctx = type("Ctx", (), {"lab": None})()
+    monkeypatch.setattr(checks, "checks_for", lambda lab: (("push", "reg:push"),))
+    assert checks.converge(ctx, timeout=5, interval=0.01) == {"push": pytest.approx(0, abs=1)}
+    assert calls["reg:push"] == 3
+    monkeypatch.setattr(checks, "checks_for", lambda lab: (("bug", "core:bug"),))
+    with pytest.raises(TypeError):
+        checks.converge(ctx, timeout=5, interval=0.01)
+    assert calls["core:bug"] == 1
