@@ -13,6 +13,7 @@ from harness.artifacts import catalog
 from harness.artifacts.cache import ArtifactCache
 from harness.artifacts.images.builder import IMAGE_COMPONENTS, ImageBuilder
 from harness.artifacts.images.oci import check_archive
+from harness.artifacts.prefetch import modules_ahead
 from harness.artifacts.progress import Progress, human_size
 from harness.artifacts.sources.base import ArtifactSource
 from harness.artifacts.sources.gomod import GoModSource
@@ -107,12 +108,29 @@ def source_for(component: Component, args: argparse.Namespace,
 
 
 def _build(args, versions, cache, progress, binaries, images) -> int:
-    store = ArtifactStore(cache)
+    plan = []
     for component_name, wanted in binaries.items():
         component = versions[component_name]
-        source = source_for(component, args, cache)
         missing = wanted if args.force else cache.missing_binaries(
             component.name, component.version, wanted)
+        plan.append((component, wanted, source_for(component, args, cache), missing))
+    # The later gomod components' modules are downloaded while the first one compiles.
+    later = [c for c, _, source, missing in plan if missing and isinstance(source, GoModSource)][1:]
+    with modules_ahead(GoModSource(log_dir=cache.root / "logs"), later, cache.root / "tmp"):
+        _build_binaries(args, cache, progress, plan)
+    builder = ImageBuilder(cache)
+    for name in images:
+        component = versions[name]
+        result = builder.ensure(component, force=args.force)
+        detail = ("cached" if result.status == "cached" else
+                  f"built in {result.seconds:.1f}s") + f", {human_size(result.size)}"
+        progress.done(result.ref, "", detail.strip())
+    return 0
+
+
+def _build_binaries(args, cache, progress, plan) -> None:
+    store = ArtifactStore(cache)
+    for component, wanted, source, missing in plan:
         if missing:
             progress.step(f"{component.name} {component.version}: {', '.join(missing)} from "
                           f"{source.name} (log: {cache.root / 'logs'})")
@@ -124,14 +142,6 @@ def _build(args, versions, cache, progress, binaries, images) -> int:
             progress.done(result.binary, result.version, detail)
 
         store.ensure(component, wanted, source, report, force=args.force)
-    builder = ImageBuilder(cache)
-    for name in images:
-        component = versions[name]
-        result = builder.ensure(component, force=args.force)
-        detail = ("cached" if result.status == "cached" else
-                  f"built in {result.seconds:.1f}s") + f", {human_size(result.size)}"
-        progress.done(result.ref, "", detail.strip())
-    return 0
 
 
 def _list(args, versions, cache, progress, binaries, images) -> int:

@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -59,29 +60,33 @@ class GoRunner:
     network_attempts = 4
     network_wait_max_s = 30.0
 
-    def __init__(self, go: str, workdir: Path, log_path: Path, env: dict[str, str]):
+    def __init__(self, go: str, workdir: Path, log_path: Path, env: dict[str, str],
+                 children: "Children | None" = None):
         self.go = go
         self.workdir = workdir
         self.log_path = log_path
         self.env = env
+        self.children = children  # background work: its go processes can be stopped together
 
     def run(self, args: list[str], what: str) -> str:
         """Runs `go args`; on failure raises UserError naming `what`, the command and go's tail."""
         command = shlex.join([Path(self.go).name, *args])
         started = time.monotonic()
-        proc = subprocess.run([self.go, *args], cwd=self.workdir, env=self.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        spawn = self.children.start if self.children else subprocess.Popen
+        with spawn([self.go, *args], cwd=self.workdir, env=self.env, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, text=True) as proc:
+            output, _ = proc.communicate()
         with open(self.log_path, "a") as log:
-            log.write(f"$ {command}\n{proc.stdout}\n# exit {proc.returncode} after "
+            log.write(f"$ {command}\n{output}\n# exit {proc.returncode} after "
                       f"{time.monotonic() - started:.1f}s\n")
         if proc.returncode == 0:
-            return proc.stdout
-        if any(marker in proc.stdout for marker in NETWORK_MARKERS):
+            return output
+        if any(marker in output for marker in NETWORK_MARKERS):
             proxy = self.env.get("GOPROXY") or "the default GOPROXY"
             raise ProxyUnreachable(f"{what}: Go module proxy unreachable ({proxy}) during "
-                                   f"`{command}`: {tail(proc.stdout, 3)}")
+                                   f"`{command}`: {tail(output, 3)}")
         raise UserError(f"{what}: `{command}` failed (exit {proc.returncode}; log "
-                        f"{self.log_path}): {tail(proc.stdout)}")
+                        f"{self.log_path}): {tail(output)}")
 
     def run_network(self, args: list[str], what: str, deadline_s: float = 600) -> str:
         """Like run, but retried while the proxy looks unreachable, until the deadline."""
@@ -91,6 +96,31 @@ class GoRunner:
                          wait=wait_exponential(multiplier=2, max=self.network_wait_max_s),
                          reraise=True)
         return retrying(self.run)(args, what)
+
+
+class Children:
+    """The go processes of work nobody waits for (harness.artifacts.prefetch): stop() ends the
+    running ones and refuses new ones, so a build that fails or is interrupted leaves none."""
+
+    def __init__(self):
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def start(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self.stopped:
+                raise UserError(f"`{shlex.join(argv)}` not started: the background work was stopped")
+            proc = subprocess.Popen(argv, **kwargs)
+            self._procs.add(proc)
+            return proc
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            running = [proc for proc in self._procs if proc.poll() is None]
+        for proc in running:
+            proc.terminate()
 
 
 def go_env(extra: dict[str, str] | None = None) -> dict[str, str]:

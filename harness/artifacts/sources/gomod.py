@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.artifacts.go_recipes import GO_RECIPES, GoRecipe
 from harness.artifacts.gomod_wrapper import parse_gomod, wrapper_gomod
-from harness.artifacts.gotool import GoRunner, find_go, go_env
+from harness.artifacts.gotool import Children, GoRunner, find_go, go_env
 from harness.artifacts.trimmed_module import trimmed_copy
 from harness.artifacts.sources.base import ArtifactSource, OnReady, _ignore
 from harness.errors import UserError
@@ -36,25 +36,33 @@ class GoModSource(ArtifactSource):
                 f"@{component.version} (wrapper module, "
                 f"{'cgo, -static' if recipe.cgo else 'CGO_ENABLED=0'}{without})" for b in binaries]
 
-    def fetch(self, component: Component, binaries: list[str], dest_dir: Path,
-              on_ready: OnReady = _ignore) -> dict[str, Path]:
+    def resolve(self, component: Component, wrapper: Path, log: Path,
+                children: Children | None = None) -> GoRunner:
+        """The wrapper module in `wrapper`, with every module its packages need downloaded into
+        Go's module cache; returns the runner that builds in it."""
         recipe = self.recipe(component)
-        go = self.go or find_go()
-        wrapper = dest_dir / "wrapper"
-        out_dir = dest_dir / "out"
         wrapper.mkdir(parents=True, exist_ok=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log_dir = self.log_dir or dest_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log = log_dir / f"{component.name}@{component.version}.log"
-        runner = GoRunner(go, wrapper, log, go_env({"CGO_ENABLED": "1" if recipe.cgo else "0"}))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        runner = GoRunner(self.go or find_go(), wrapper, log,
+                          go_env({"CGO_ENABLED": "1" if recipe.cgo else "0"}), children)
         what = f"{component.name} {component.version}"
-
         self.write_wrapper(recipe, component.version, runner, what)
         # Resolve every main package (not only the wanted ones) so go.sum is complete.
         # Each with @version: a bare path would mean @upgrade and pull in a newer release.
         runner.run_network(["get", *[f"{pkg}@{component.version}"
                                      for pkg in recipe.packages.values()]], what)
+        return runner
+
+    def log_path(self, component: Component, dest_dir: Path, suffix: str = "") -> Path:
+        return (self.log_dir or dest_dir) / f"{component.name}@{component.version}{suffix}.log"
+
+    def fetch(self, component: Component, binaries: list[str], dest_dir: Path,
+              on_ready: OnReady = _ignore) -> dict[str, Path]:
+        recipe = self.recipe(component)
+        out_dir = dest_dir / "out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        runner = self.resolve(component, dest_dir / "wrapper", self.log_path(component, dest_dir))
+        what = f"{component.name} {component.version}"
 
         built: dict[str, Path] = {}
         for binary in binaries:
