@@ -132,5 +132,10 @@ def go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("GOFLAGS", "")
     # The wrapper go.mod is generated; let go record the module graph it resolves.
     env["GOFLAGS"] = (env["GOFLAGS"] + " -mod=mod").strip()
+    # No DWARF from the compiler: the linker drops it anyway (-ldflags -s -w), and making it is
+    # about a tenth of a cold compile (registry: 170 s with it, 152 s without, two runs each,
+    # 2026-11-29). The machine code is the same. A caller's own -gcflags is left alone.
+    if "-gcflags" not in env["GOFLAGS"]:
+        env["GOFLAGS"] += " -gcflags=all=-dwarf=false"
     env.update(extra or {})
     return env

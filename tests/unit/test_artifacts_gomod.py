@@ -161,3 +161,10 @@ def test_describe_names_the_module(tmp_path):
     assert "go.etcd.io/etcd/server/v3@v3.6.16" in lines[0]
     assert "go.etcd.io/etcd/etcdctl/v3@v3.6.16" in lines[1]
     assert os.path.basename(lines[0].split()[2]) == "v3"
+
+
+def test_go_env_asks_the_compiler_for_no_dwarf_unless_the_caller_set_gcflags(monkeypatch):
+    monkeypatch.setenv("GOFLAGS", "-p=2")
+    assert go_env()["GOFLAGS"].split() == ["-p=2", "-mod=mod", "-gcflags=all=-dwarf=false"]
+    monkeypatch.setenv("GOFLAGS", "-gcflags=all=-N")
+    assert go_env()["GOFLAGS"].split() == ["-gcflags=all=-N", "-mod=mod"]
