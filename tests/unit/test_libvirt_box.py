@@ -52,7 +52,7 @@ def test_vm_init_installs_the_key_from_the_command_line(tmp_path):
     script = (FILES_DIR / "vm-init").read_text()
     script = (script.replace("/proc/cmdline", str(tmp_path / "cmdline"))
               .replace("/root/.ssh", str(tmp_path / "ssh"))
-              .replace("ssh-keygen -A", "true"))
+              .replace("ssh-keygen ", "true "))
     (tmp_path / "cmdline").write_text(f"root=/dev/vda rw {key_parameter(KEY)} quiet\n")
     runner = tmp_path / "vm-init"
     runner.write_text(script)

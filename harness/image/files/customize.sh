@@ -38,12 +38,14 @@ Storage=persistent
 SystemMaxUse=64M
 CONF
 
-# Root logs in with the lab's key only.
+# Root logs in with the lab's key only. The host key is ed25519 only, made at first boot (the
+# entrypoint): no RSA key to generate while the machines boot.
 mkdir -p /etc/ssh/sshd_config.d
 cat >/etc/ssh/sshd_config.d/k8s-ha-lab.conf <<'CONF'
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 UseDNS no
+HostKey /etc/ssh/ssh_host_ed25519_key
 CONF
 passwd -l root >/dev/null
 
