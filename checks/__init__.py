@@ -12,6 +12,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator
 
+from harness.errors import StepError
+from harness.transport import CommandFailed
+
 # The core checks, in the guide's order: (name, "module:function"). `python -m harness check`
 # and the scenarios' "the lab converged back" step run exactly this list.
 CORE_CHECKS = (
@@ -130,13 +133,10 @@ def run_checks(ctx, selected, report: Callable[[str, float, Exception | None], N
         report(name, seconds, error)
 
 
-def _not_yet() -> tuple[type[Exception], ...]:
-    """What a lab that is still settling shows: a check's assertion, or a command of a check that
-    failed (a push through a VIP that is moving back, a pod not scheduled yet). A bug (TypeError),
-    an interrupted run or an unreachable machine is not retried."""
-    from harness.errors import StepError
-    from harness.transport import CommandFailed
-    return AssertionError, StepError, CommandFailed
+# What a lab that is still settling shows: a check's assertion, or a command of a check that
+# failed (a push through a VIP that is moving back, a pod not scheduled yet). A bug (TypeError),
+# an interrupted run or an unreachable machine is not retried.
+NOT_YET = (AssertionError, StepError, CommandFailed)
 
 
 def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, float]:
@@ -145,15 +145,13 @@ def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, fl
     lanes run beside the core checks, so they see the lab settling too: a failed command is
     retried like a failed assertion. Returns how long each check took to pass; raises the first
     check's last error at the deadline."""
-    retried = _not_yet()
-
     def until_it_passes(target):
         check, started = resolve(target), time.monotonic()
         while True:
             try:
                 check(ctx)
                 return round(time.monotonic() - started, 1)
-            except retried:
+            except NOT_YET:
                 if time.monotonic() - started > timeout:
                     raise
                 time.sleep(interval)
