@@ -3,6 +3,10 @@
 # Run it (`bash .ci/machines.sh`) or source it and call ci_machines: it changes nothing in the
 # caller's shell options. Every step checks before it acts, so running it again changes nothing.
 #
+#   bash .ci/machines.sh          Debian packages, dockerd, then the node image
+#   bash .ci/machines.sh host     only the packages and dockerd
+#   bash .ci/machines.sh image    only the node image (dockerd must answer)
+#
 #   MACHINES_PYTHON      python with the harness's requirements (default: python3)
 #   DOCKERD_WAIT_SECONDS how long dockerd may take to answer (default: 60)
 
@@ -54,13 +58,21 @@ machines_build_image() {
 ci_machines() (
   set -euo pipefail
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
-  local started=$SECONDS
-  machines_install_packages
-  machines_start_docker
-  machines_build_image
-  machines_log "ready in $((SECONDS - started))s"
+  local started=$SECONDS part=${1:-all}
+  case "$part" in
+    all | host | image) ;;
+    *) machines_log "unknown part '$part' (known: host, image; none for both)"; return 2 ;;
+  esac
+  if [[ "$part" != image ]]; then
+    machines_install_packages
+    machines_start_docker
+  fi
+  if [[ "$part" != host ]]; then
+    machines_build_image
+  fi
+  machines_log "${part/all/ready} in $((SECONDS - started))s"
 )
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-  ci_machines
+  ci_machines "$@"
 fi

@@ -22,8 +22,9 @@ from harness.image.recipe import CACHE_DIR, CUSTOMIZE_SCRIPT, INSTALLED_FILES, R
 Log = Callable[[str], None]
 
 
-class ImageBuildError(Exception):
-    """A build command failed; the message names the command and ends with its output tail."""
+class ImageBuildError(UserError):
+    """A build command failed; the message names the command and ends with its output tail.
+    Exit status 2 and no traceback, like every failed build (README: errors)."""
 
     def __init__(self, what: str, command: list[str], output: str):
         tail = "\n".join(output.strip().splitlines()[-20:])
@@ -107,6 +108,11 @@ def build_image(recipe: Recipe, force: bool = False, mirror: str | None = None,
                 log: Log = lambda line: None) -> BuildResult:
     """Make sure `recipe.tag` exists in docker, doing only the steps whose cache is missing."""
     started = time.monotonic()
+    # A stopped daemon is one line and exit 2 before anything is built, not a traceback from
+    # `docker import` after the debootstrap.
+    from harness.preflight import Host
+    from harness.providers.docker import check_docker
+    check_docker(Host())
     if not force and image_exists(recipe.tag):
         return BuildResult(recipe.tag, False, time.monotonic() - started, ())
     steps = build_rootfs(recipe, force, mirror, log)

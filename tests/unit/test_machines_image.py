@@ -134,3 +134,32 @@ def test_no_registry_host_is_written_in_the_repo():
                            "--", ".", ":!.git"], capture_output=True, text=True,
                           cwd=REPO_ROOT)
     assert proc.returncode == 1, proc.stdout  # 1: no match
+
+
+def test_a_stopped_docker_daemon_is_one_line_and_exit_2_before_anything_is_built(
+        tmp_path, monkeypatch, capsys):
+    import harness.image.build as build
+    from harness.cli import main
+
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at "
+                    "unix:///var/run/docker.sock. Is the docker daemon running?' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setattr(build, "build_rootfs",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("a build started")))
+
+    assert main(["image", "build"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: docker: the daemon is not reachable")
+    assert "Cannot connect to the Docker daemon" in err[0]
+
+
+def test_a_failed_build_command_is_a_user_error_naming_the_command():
+    from harness.errors import UserError
+    from harness.image.build import ImageBuildError
+
+    exc = ImageBuildError("debootstrap", ["debootstrap", "bookworm"], "E: no such suite\n")
+    assert isinstance(exc, UserError) and exc.exit_status == 2
+    assert str(exc).splitlines()[0] == "image build: debootstrap failed: `debootstrap bookworm`"

@@ -88,9 +88,14 @@ def layer_tar(entries: list[LayerEntry]) -> bytes:
     return buf.getvalue()
 
 
+# zlib's default level, as Go's gzip (containerd, buildkit) uses. Level 9 took 2.8x as long for
+# 0.7 % less: agnhost's 41 MB in 8.3 s against 2.9 s, 13.21 MB against 13.31 MB.
+GZIP_LEVEL = 6
+
+
 def gzip_deterministic(data: bytes) -> bytes:
     buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as gz:
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=GZIP_LEVEL) as gz:
         gz.write(data)
     return buf.getvalue()
 
