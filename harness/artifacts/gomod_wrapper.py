@@ -22,6 +22,8 @@ class GoModFile:
     module: str = ""
     go: str = ""
     godebug: list[str] = field(default_factory=list)
+    # module path -> the version this go.mod requires
+    requires: dict[str, str] = field(default_factory=dict)
     # old path -> (new path, new version or "" for a local directory)
     replaces: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -38,7 +40,7 @@ def _strip_comment(line: str) -> str:
 
 
 def parse_gomod(text: str) -> GoModFile:
-    """Reads the parts of a go.mod that a wrapper needs: module, go, godebug, replace."""
+    """Reads the parts of a go.mod that a wrapper needs: module, go, godebug, require, replace."""
     mod = GoModFile()
     block = None
     for raw in text.splitlines():
@@ -67,6 +69,10 @@ def _parse_directive(mod: GoModFile, keyword: str, rest: str) -> None:
         mod.go = rest
     elif keyword == "godebug":
         mod.godebug.append(rest)
+    elif keyword == "require":
+        parts = rest.split()
+        if len(parts) >= 2:
+            mod.requires[parts[0]] = parts[1]
     elif keyword == "replace":
         left, arrow, right = rest.partition("=>")
         if not arrow:

@@ -168,3 +168,43 @@ def test_go_env_asks_the_compiler_for_no_dwarf_unless_the_caller_set_gcflags(mon
     assert go_env()["GOFLAGS"].split() == ["-p=2", "-mod=mod", "-gcflags=all=-dwarf=false"]
     monkeypatch.setenv("GOFLAGS", "-gcflags=all=-N")
     assert go_env()["GOFLAGS"].split() == ["-gcflags=all=-N", "-mod=mod"]
+
+
+def _fake_proxy_go(tmp_path: Path, modules: dict[str, tuple[str, dict[str, str]]]) -> str:
+    """A go whose `mod download -json M@V` answers from `modules` (M@V -> (go.mod, files))."""
+    cases = []
+    for at, (gomod, files) in modules.items():
+        root = tmp_path / "proxy" / at
+        for rel, text in {"go.mod": gomod, **files}.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        cases.append(f'  "{at}") printf \'{{"GoMod":"%s","Dir":"%s"}}\' "{root}/go.mod" "{root}";;')
+    return _fake_go(tmp_path, 'case "$4" in\n' + "\n".join(cases) + "\n  *) exit 1;;\nesac\n")
+
+
+def test_the_wrapper_points_a_stubbed_module_at_its_copy_at_the_required_version(tmp_path):
+    lego, dns = "github.com/go-acme/lego/v4", "providers/dns/zz_gen_dns_providers.go"
+    go = _fake_proxy_go(tmp_path, {
+        "github.com/traefik/traefik/v3@v3.6.12": (
+            f"module github.com/traefik/traefik/v3\n\ngo 1.25.0\n\nrequire (\n\t{lego} v4.33.0\n)\n", {}),
+        f"{lego}@v4.33.0": (f"module {lego}\n\ngo 1.24.0\n", {
+            dns: "package dns\n\nfunc NewDNSChallengeProviderByName(name string) {}\n"}),
+    })
+    runner = GoRunner(go, tmp_path / "wrapper", tmp_path / "log", {})
+    runner.workdir.mkdir()
+    GoModSource(go=go).write_wrapper(GO_RECIPES["traefik"], "v3.6.12", runner, "traefik v3.6.12")
+    text = (tmp_path / "wrapper/go.mod").read_text()
+    assert f"\t{lego} => ./stub-0\n" in text
+    stub_dir = tmp_path / "wrapper/stub-0/providers/dns"
+    assert sorted(p.name for p in stub_dir.iterdir()) == ["k8s_ha_lab_stub.go"]
+    assert "built by k8s-ha-lab without ACME DNS-01" in (stub_dir / "k8s_ha_lab_stub.go").read_text()
+
+
+def test_a_stub_of_a_module_the_recipe_does_not_require_is_refused(tmp_path):
+    go = _fake_proxy_go(tmp_path, {"github.com/traefik/traefik/v3@v3.6.12": (
+        "module github.com/traefik/traefik/v3\n\ngo 1.25.0\n", {})})
+    runner = GoRunner(go, tmp_path / "wrapper", tmp_path / "log", {})
+    runner.workdir.mkdir()
+    with pytest.raises(UserError, match="traefik v3.6.12: github.com/traefik/traefik/v3 does not "
+                                        "require github.com/go-acme/lego/v4"):
+        GoModSource(go=go).write_wrapper(GO_RECIPES["traefik"], "v3.6.12", runner, "traefik v3.6.12")

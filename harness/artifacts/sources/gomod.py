@@ -6,10 +6,10 @@ import json
 import time
 from pathlib import Path
 
-from harness.artifacts.go_recipes import GO_RECIPES, GoRecipe
-from harness.artifacts.gomod_wrapper import parse_gomod, wrapper_gomod
+from harness.artifacts.go_recipes import GO_RECIPES, GoRecipe, Stub
+from harness.artifacts.gomod_wrapper import GoModFile, parse_gomod, wrapper_gomod
 from harness.artifacts.gotool import Children, GoRunner, find_go, go_env
-from harness.artifacts.trimmed_module import trimmed_copy
+from harness.artifacts.trimmed_module import stubbed_copy, trimmed_copy
 from harness.artifacts.sources.base import ArtifactSource, OnReady, _ignore
 from harness.errors import UserError
 from harness.versions import Component
@@ -83,21 +83,43 @@ class GoModSource(ArtifactSource):
         for module in recipe.modules:
             # Outside any module so that only the named module@version is fetched.
             runner.workdir.joinpath("go.mod").unlink(missing_ok=True)
-            info = json.loads(runner.run_network(["mod", "download", "-json",
-                                                  f"{module}@{version}"], what))
-            if info.get("Error"):
-                raise UserError(f"{what}: {module}@{version} not available from the Go module "
-                                f"proxy: {info['Error'].splitlines()[0]}")
+            info = self._download(runner, module, version, what)
             sources.append(parse_gomod(Path(info["GoMod"]).read_text()))
             if recipe.without and module == recipe.modules[0]:
                 trimmed_copy(module, Path(info["Dir"]), runner.workdir / "src", recipe.without)
                 local[module] = "./src"
+        for number, stub in enumerate(recipe.stubs):
+            local[stub.module] = self._stubbed(stub, sources[0], runner, what, number)
         text = wrapper_gomod(f"k8s-ha-lab.local/build/{recipe.component}",
                              {m: version for m in recipe.modules}, sources,
                              recipe.published(version), local)
         path = runner.workdir / "go.mod"
         path.write_text(text)
         return path
+
+    @staticmethod
+    def _download(runner: GoRunner, module: str, version: str, what: str) -> dict:
+        """`go mod download -json module@version` (run outside any module): its Dir, GoMod..."""
+        info = json.loads(runner.run_network(["mod", "download", "-json", f"{module}@{version}"],
+                                             what))
+        if info.get("Error"):
+            raise UserError(f"{what}: {module}@{version} not available from the Go module "
+                            f"proxy: {info['Error'].splitlines()[0]}")
+        return info
+
+    @staticmethod
+    def _stubbed(stub: Stub, requirer: GoModFile, runner: GoRunner, what: str, number: int) -> str:
+        """A copy of the stub's module, at the version the recipe's module requires, with the
+        package stubbed; returns its directory relative to the wrapper."""
+        version = requirer.requires.get(stub.module)
+        if not version:
+            raise UserError(f"{what}: {requirer.module} does not require {stub.module}, whose "
+                            f"{stub.package} the recipe stubs")
+        info = GoModSource._download(runner, stub.module, version, what)
+        directory = f"stub-{number}"
+        stubbed_copy(stub.module, Path(info["Dir"]), runner.workdir / directory, stub.package,
+                     stub.path)
+        return f"./{directory}"
 
     @staticmethod
     def _module_of(recipe: GoRecipe, binary: str) -> str:
