@@ -239,3 +239,29 @@ def test_metrics_server_start_check_wants_to_reach_the_cluster_config():
     with pytest.raises(UserError, match="permission denied"):
         _check_metrics_server_start("ms", "panic: error creating self-signed certificates: "
                                           "mkdir apiserver.local.config: permission denied")
+
+
+def test_apt_is_asked_once_per_package_list_in_a_process(tmp_path, monkeypatch):
+    from harness.artifacts.images import debroot
+
+    calls = tmp_path / "calls"
+    apt = tmp_path / "bin" / "apt-get"
+    apt.parent.mkdir()
+    # answers `download --print-uris P...` with one .deb per package, and counts its runs
+    apt.write_text(f"""#!/bin/sh
+echo run >> {calls}
+shift 2
+for p in "$@"; do echo "'http://deb.example/$p.deb' ${{p}}_1_amd64.deb 1 SHA256:{"b" * 64}"; done
+""")
+    apt.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{apt.parent}:/usr/bin:/bin")
+    monkeypatch.setattr(debroot, "_PINNED", {})
+
+    first = debroot.DebSet("image a", ("bash", "libc6")).pinned_debs(tmp_path / "s1")
+    again = debroot.DebSet("image b", ("bash", "libc6")).pinned_debs(tmp_path / "s2")
+    assert first == again == [("bash_1_amd64.deb", "b" * 64), ("libc6_1_amd64.deb", "b" * 64)]
+    assert calls.read_text().count("run") == 1
+    debroot.DebSet("image c", ("busybox-static",)).pinned_debs(tmp_path / "s3")
+    assert calls.read_text().count("run") == 2
+    first.clear()                      # a caller's list is its own copy
+    assert len(debroot.DebSet("image a", ("bash", "libc6")).pinned_debs(tmp_path / "s1")) == 2

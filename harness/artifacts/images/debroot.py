@@ -24,6 +24,8 @@ from harness.errors import UserError
 
 LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")
 LOADER = "lib64/ld-linux-x86-64.so.2"
+# package list -> what apt-get --print-uris answered for it, in this process (DebSet.pinned_debs)
+_PINNED: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,22 @@ class DebSet:
         return proc.stdout
 
     def pinned_debs(self, scratch: Path) -> list[tuple[str, str]]:
-        """(file name, sha256) of the .debs apt would fetch now, without fetching them."""
-        empty = scratch / "print-uris"
-        empty.mkdir(parents=True, exist_ok=True)
-        # --print-uris lists only what is not already in cwd, hence the empty directory.
-        out = self._apt(["download", "--print-uris", *self.packages], empty)
-        debs = parse_print_uris(out)
-        if len(debs) != len(self.packages):
-            raise UserError(f"{self.label}: apt-get listed {len(debs)} of {len(self.packages)} "
-                            f"packages ({', '.join(self.packages)}); run `apt-get update`")
-        return sorted(debs)
+        """(file name, sha256) of the .debs apt would fetch now, without fetching them.
+
+        Asked once per package list and process: each apt-get takes 1-2 s to start, and one
+        `artifacts build` asks for the same lists up to 20 times (the e2e images share two).
+        """
+        if self.packages not in _PINNED:
+            empty = scratch / "print-uris"
+            empty.mkdir(parents=True, exist_ok=True)
+            # --print-uris lists only what is not already in cwd, hence the empty directory.
+            out = self._apt(["download", "--print-uris", *self.packages], empty)
+            debs = parse_print_uris(out)
+            if len(debs) != len(self.packages):
+                raise UserError(f"{self.label}: apt-get listed {len(debs)} of {len(self.packages)} "
+                                f"packages ({', '.join(self.packages)}); run `apt-get update`")
+            _PINNED[self.packages] = sorted(debs)
+        return list(_PINNED[self.packages])
 
     def digest_into(self, digest, scratch: Path) -> None:
         """Feeds the exact .debs (names and sha256) into a recipe-key hash."""
