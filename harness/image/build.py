@@ -18,6 +18,8 @@ from typing import Callable
 from harness.errors import UserError
 from harness.image.mirror import debian_mirror
 from harness.image.recipe import CACHE_DIR, CUSTOMIZE_SCRIPT, INSTALLED_FILES, Recipe
+from harness.preflight import Host
+from harness.providers.docker import check_docker
 
 Log = Callable[[str], None]
 
@@ -102,6 +104,11 @@ def _import(recipe: Recipe, tarball: Path) -> None:
         command += ["--change", change]
     command += [str(tarball), recipe.tag]
     _run("docker import", command)
+
+
+def require_daemon() -> None:
+    """The docker daemon answers, or a UserError naming `docker info` and its reason."""
+    check_docker(Host())
 
 
 def build_image(recipe: Recipe, force: bool = False, mirror: str | None = None,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from harness.image.build import build_image, cached_files
+from harness.image.build import build_image, cached_files, require_daemon
 from harness.image.recipe import node_recipe
-from harness.preflight import Host
-from harness.providers.docker import check_docker
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -16,7 +14,7 @@ def _build(args: argparse.Namespace) -> int:
     recipe = node_recipe()
     # A stopped daemon is one line and exit 2 before anything is built, not a traceback from
     # `docker import` after the debootstrap. (`up` checks it in the provider's host checks.)
-    check_docker(Host())
+    require_daemon()
     with phase(f"image > {recipe.tag}") as note:
         result = build_image(recipe, force=args.force, mirror=args.mirror, log=print)
         note("built: " + ", ".join(result.steps) if result.built else "cached")
