@@ -22,7 +22,11 @@ pytestmark = pytest.mark.failover
 # overstates by up to two SSH samples, and on this 2-core host it measured 0.87 s and 1.22 s
 # against 1.26 s allowed; too close to gate every change on. The VIP moving when master01 stops is
 # still asserted on every submission by test_full_cluster.py.
-CI_SUBSET = ("etcd-one-down", "controller-manager-leader-kill", "coredns-pod-killed")
+# coredns-pod-killed runs nightly too (issue 14, CI time): a CoreDNS pod deleted while a pod
+# queries in a loop is still checked on every submission, by test_full_cluster.py's
+# test_dns_keeps_answering_while_a_coredns_pod_is_deleted (21 s), so the slice keeps the two
+# scenarios issue 6 asks for and saves about 70 s of the probe, re-run and converge.
+CI_SUBSET = ("etcd-one-down", "controller-manager-leader-kill")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ from harness.artifacts.go_recipes import GO_RECIPES
 from harness.artifacts.gomod_wrapper import (kubernetes_staging_version, parse_gomod,
                                              same_version_under, wrapper_gomod)
 from harness.artifacts.gotool import GoRunner, ProxyUnreachable, find_go, go_env
-from harness.artifacts.sources.gomod import GoModSource
+from harness.artifacts.sources.gomod import GoModSource, default_exe_name, one_build_groups
 from harness.errors import UserError
 from harness.versions import Component
 
@@ -208,3 +209,46 @@ def test_a_stub_of_a_module_the_recipe_does_not_require_is_refused(tmp_path):
     with pytest.raises(UserError, match="traefik v3.6.12: github.com/traefik/traefik/v3 does not "
                                         "require github.com/go-acme/lego/v4"):
         GoModSource(go=go).write_wrapper(GO_RECIPES["traefik"], "v3.6.12", runner, "traefik v3.6.12")
+
+
+@pytest.mark.parametrize("package, name", [
+    ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
+    ("go.etcd.io/etcd/server/v3", "server"),          # a major version names the element before it
+    ("example.com/tool/v10", "tool"),
+    ("example.com/tool/v1", "v1"),                    # v0 and v1 are no major-version suffix
+    ("example.com/tool/v05", "v05"),
+    ("github.com/coredns/coredns", "coredns"),
+])
+def test_default_exe_name_follows_go(package, name):
+    assert default_exe_name(package) == name
+
+
+def test_binaries_whose_outputs_would_clash_get_their_own_go_build():
+    recipe = GO_RECIPES["etcd"]
+    clash = dataclasses.replace(recipe, packages={**recipe.packages, "etcd2": "example.com/other/server"})
+    assert one_build_groups(clash, ["etcd", "etcdctl", "etcd2", "etcdutl"]) == [
+        ["etcd", "etcdctl", "etcdutl"], ["etcd2"]]
+    assert one_build_groups(recipe, ["etcdutl"]) == [["etcdutl"]]
+
+
+def test_a_components_binaries_come_from_one_go_build_renamed_to_their_names(tmp_path):
+    go = _fake_go(tmp_path, f"""
+case "$1" in
+  mod) printf '{{"Path":"x","GoMod":"%s","Dir":"%s"}}' "{tmp_path}/src.mod" "{tmp_path}/mod"; exit 0;;
+  get) exit 0;;
+  build) while [ "$1" != "-o" ]; do shift; done; dir=$2; shift 2; echo "$@" >> "$0.builds"
+         for p in "$@"; do n=${{p##*/}}; case $n in v3) n=$(basename "$(dirname "$p")");; esac
+           echo "built from $p" > "$dir$n"; done;;
+esac
+""")
+    (tmp_path / "src.mod").write_text("module go.etcd.io/etcd/server/v3\n\ngo 1.23\n")
+    (tmp_path / "mod").mkdir()
+    ready = []
+    built = GoModSource(log_dir=tmp_path / "logs", go=go).fetch(
+        Component("etcd", "v3.6.16", "gomod"), ["etcd", "etcdctl", "etcdutl"], tmp_path / "work",
+        lambda binary, path, seconds: ready.append((binary, seconds)))
+    assert Path(go + ".builds").read_text().splitlines() == [
+        "go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3 go.etcd.io/etcd/etcdutl/v3"]
+    assert built["etcd"].read_text() == "built from go.etcd.io/etcd/server/v3\n"
+    assert {b: p.name for b, p in built.items()} == {"etcd": "etcd", "etcdctl": "etcdctl", "etcdutl": "etcdutl"}
+    assert [b for b, _ in ready] == ["etcd", "etcdctl", "etcdutl"] and len({s for _, s in ready}) == 1
