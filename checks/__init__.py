@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 from harness.errors import StepError
 from harness.transport import CommandFailed
@@ -63,10 +63,12 @@ SLOW_CHECKS = (
 )
 
 
-def checks_for(lab, slow: bool = False) -> tuple[tuple[str, str], ...]:
-    """The checks that apply to this lab: the core ones, then its add-ons' (and the slow ones)."""
+def checks_for(lab, slow: bool = False, addons: Collection[str] | None = None) -> tuple[tuple[str, str], ...]:
+    """The checks that apply to this lab: the core ones, then its add-ons' (and the slow ones).
+    With `addons`, only those add-ons' (None: all of the lab's)."""
     extra = ADDON_CHECKS + (SLOW_CHECKS if slow else ())
-    return CORE_CHECKS + tuple((name, target) for name, target, addon in extra if lab.has_addon(addon))
+    return CORE_CHECKS + tuple((name, target) for name, target, addon in extra
+                               if lab.has_addon(addon) and (addons is None or addon in addons))
 
 
 def resolve(target: str):
@@ -139,8 +141,10 @@ def run_checks(ctx, selected, report: Callable[[str, float, Exception | None], N
 NOT_YET = (AssertionError, StepError, CommandFailed)
 
 
-def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, float]:
-    """Every core check, each retried until it passes or `timeout` runs out: after a machine
+def converge(ctx, timeout: float = 180.0, interval: float = 3.0,
+             addons: Collection[str] | None = None) -> dict[str, float]:
+    """Every core check and the add-ons' quick checks (with `addons`, only those add-ons'),
+    each retried until it passes or `timeout` runs out: after a machine
     restarts, pods restart and flannel re-learns leases, which takes a while. The add-ons'
     lanes run beside the core checks, so they see the lab settling too: a failed command is
     retried like a failed assertion. Returns how long each check took to pass; raises the first
@@ -155,4 +159,4 @@ def converge(ctx, timeout: float = 180.0, interval: float = 3.0) -> dict[str, fl
                 if time.monotonic() - started > timeout:
                     raise
                 time.sleep(interval)
-    return dict(_in_lanes(checks_for(ctx.lab), until_it_passes))
+    return dict(_in_lanes(checks_for(ctx.lab, addons=addons), until_it_passes))

@@ -121,7 +121,8 @@ def cmd_run(args) -> int:
             print()
         ctx = build_context(lab)
         try:
-            result = run_scenario(Env(ctx, resolve_provider(lab, lab_state_dir(lab))), name, out)
+            result = run_scenario(Env(ctx, resolve_provider(lab, lab_state_dir(lab))), name, out,
+                                  scope=args.converge)
         finally:
             ctx.close()
         print((out / f"{name}.md").read_text())
@@ -135,6 +136,8 @@ def cmd_run(args) -> int:
 
 
 def register(subparsers) -> None:
+    from harness.failover.runner import CONVERGE_SCOPES
+
     parser = subparsers.add_parser("scenario", help="HA failure scenarios, measured")
     sub = parser.add_subparsers(dest="scenario_command", required=True)
     p = sub.add_parser("list", help="the scenarios")
@@ -144,6 +147,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="the run's folder (default: artifacts/scenario-<time>)")
     p.add_argument("--lab", default=str(REPO_ROOT / "labs" / "seed.yaml"))
     p.add_argument("--explain", action="store_true", help="print what happens inside, first")
+    p.add_argument("--converge", choices=CONVERGE_SCOPES, default="lab",
+                   help="after each scenario, re-run and check the whole lab (lab, the default) or "
+                        "only the guide's core and the scenario's own add-on (core: faster, for "
+                        "repeating one scenario; the add-ons are not re-checked)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="rebuild a run's HTML report from its JSON")
     p.add_argument("folder", help="the run's scenario folder, e.g. artifacts/<run>/scenarios")

@@ -82,6 +82,7 @@ class Scenario:
     invariants: Callable[[dict, dict], list[str]] = field(default=_no_invariants)
     drill: Drill | None = None
     needs: tuple[str, ...] = ()   # the provider's power capabilities it uses (harness.providers.base)
+    addon: str = ""               # the add-on it breaks: `scenario run --converge core` re-checks it too
 
 
 def require_power(env: Env, scenario: Scenario) -> None:
@@ -716,16 +717,16 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              measure="vip_on_backup_after_s", invariants=_no_split_vip),
     Scenario(dns_scenario.NAME, "a CoreDNS replica killed (SIGKILL) on its node", dns_scenario.bound,
              dns_scenario.act, dns_scenario.restore, measure="longest_dns_gap_s",
-             invariants=dns_scenario.invariants),
+             invariants=dns_scenario.invariants, addon="dns"),
     Scenario(etcd_restore_scenario.NAME, "every etcd member restored from one snapshot", etcd_restore_scenario.bound,
              etcd_restore_scenario.act, etcd_restore_scenario.restore, measure="restored_cluster_ready_s",
              invariants=etcd_restore_scenario.invariants),
     Scenario(registry_scenario.NAME, "the registry pod's node powered off", registry_scenario.bound,
              registry_scenario.act, registry_scenario.restore, measure="pull_works_again_s",
-             invariants=registry_scenario.invariants, needs=(POWER_OFF, POWER_ON)),
+             invariants=registry_scenario.invariants, needs=(POWER_OFF, POWER_ON), addon="registry"),
     Scenario(ingress_scenario.NAME, "one node's traefik killed (SIGKILL)", ingress_scenario.bound,
              ingress_scenario.act, ingress_scenario.restore, measure="failover_gap_s",
-             invariants=ingress_scenario.invariants),
+             invariants=ingress_scenario.invariants, addon="ingress"),
 )}
 # Each drill joins its scenario by name.
 SCENARIOS = {name: dataclasses.replace(s, drill=DRILLS.get(name)) for name, s in SCENARIOS.items()}

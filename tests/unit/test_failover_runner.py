@@ -2,6 +2,7 @@
 scenario, its restore, listing the probe's writes, the lab's convergence) is recorded and fails
 the run, and the lab is still restored, converged and reported."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -53,8 +54,9 @@ def lab(monkeypatch):
             return {"new_leader_elected_after_s": 0.4} if name == "act" else None
         return do
 
-    def converge(ctx):
+    def converge(ctx, addons=None):
         calls.append("converge")
+        state["converge_addons"] = addons
         if state["converge"]:
             raise state["converge"]
         return {"etcd endpoint health": 0.2}
@@ -65,7 +67,10 @@ def lab(monkeypatch):
     monkeypatch.setattr(runner, "Probe", lambda lab, pki: FakeProbe(calls, state["list_fails"]))
     monkeypatch.setattr(runner, "BASELINE_S", 0.0)
     monkeypatch.setattr(runner, "SETTLE_S", 0.0)
-    monkeypatch.setattr(steps_runner, "run_steps", lambda ctx: calls.append("steps"))
+    def run_steps(ctx, addons=None):
+        calls.append("steps")
+        state["step_addons"] = addons
+    monkeypatch.setattr(steps_runner, "run_steps", run_steps)
     monkeypatch.setattr(checks, "converge", converge)
     env = SimpleNamespace(lab=SimpleNamespace(haproxy=SimpleNamespace(profile="tuned")), ctx=SimpleNamespace(pki_dir=None))
     return env, calls, state
@@ -80,6 +85,30 @@ def test_a_good_run_is_restored_converged_and_reported(lab, tmp_path):
     assert set(result.events) == {"break", "restore", "end"} and result.probe["acknowledged_writes"] == 2
     assert result.haproxy_profile == "tuned"                  # recorded, for `scenario compare`
     assert (tmp_path / "etcd-one-down.json").exists() and (tmp_path / "etcd-one-down.md").exists()
+
+
+@pytest.mark.parametrize("scope, addon, expect", [
+    ("lab", "", None),             # every step and every add-on's checks: the default
+    ("lab", "dns", None),
+    ("core", "", []),              # the guide's core only
+    ("core", "dns", ["dns"]),      # ... and the add-on the scenario breaks
+])
+def test_the_converge_scope_chooses_which_add_ons_are_re_run_and_checked(lab, tmp_path, monkeypatch, scope, addon, expect):
+    env, _, state = lab
+    monkeypatch.setitem(runner.SCENARIOS, "etcd-one-down",
+                        dataclasses.replace(runner.SCENARIOS["etcd-one-down"], addon=addon))
+    result = run_scenario(env, "etcd-one-down", tmp_path, scope=scope)
+    assert state["step_addons"] == expect and state["converge_addons"] == expect
+    assert result.facts["converge_scope"] == scope
+
+
+def test_only_add_on_scenarios_name_an_add_on_and_it_is_one_the_lab_knows():
+    from harness.failover.scenarios import SCENARIOS
+    from harness.steps import ADDON_SECTION, STEPS
+    addon_steps = {s.name for s in STEPS if s.guide_section == ADDON_SECTION}
+    named = {name: s.addon for name, s in SCENARIOS.items() if s.addon}
+    assert named == {"coredns-pod-killed": "dns", "registry-node-lost": "registry", "ingress-pod-killed": "ingress"}
+    assert set(named.values()) <= addon_steps
 
 
 @pytest.mark.parametrize("failing, expect", [

@@ -110,7 +110,7 @@ def test_converge_retries_each_check_in_its_lane_until_it_passes(monkeypatch):
     monkeypatch.setattr(checks, "resolve", make)
     monkeypatch.setattr(checks, "CONCURRENT", frozenset({"core:a"}))
     monkeypatch.setattr(checks, "ADDON_LANES", {"reg:push": "registry"})
-    monkeypatch.setattr(checks, "checks_for", lambda lab: (("a", "core:a"), ("push", "reg:push")))
+    monkeypatch.setattr(checks, "checks_for", lambda lab, addons=None: (("a", "core:a"), ("push", "reg:push")))
     ctx = type("Ctx", (), {"lab": None})()
     assert set(checks.converge(ctx, timeout=5, interval=0.01)) == {"a", "push"}
     assert tries == {"core:a": 0, "reg:push": 0}
@@ -134,10 +134,22 @@ def test_converge_retries_a_failed_command_but_not_a_bug(monkeypatch):
     monkeypatch.setattr(checks, "CONCURRENT", frozenset({"core:bug"}))
     monkeypatch.setattr(checks, "ADDON_LANES", {"reg:push": "registry"})
     ctx = type("Ctx", (), {"lab": None})()
-    monkeypatch.setattr(checks, "checks_for", lambda lab: (("push", "reg:push"),))
+    monkeypatch.setattr(checks, "checks_for", lambda lab, addons=None: (("push", "reg:push"),))
     assert checks.converge(ctx, timeout=5, interval=0.01) == {"push": pytest.approx(0, abs=1)}
     assert calls["reg:push"] == 3
-    monkeypatch.setattr(checks, "checks_for", lambda lab: (("bug", "core:bug"),))
+    monkeypatch.setattr(checks, "checks_for", lambda lab, addons=None: (("bug", "core:bug"),))
     with pytest.raises(TypeError):
         checks.converge(ctx, timeout=5, interval=0.01)
     assert calls["core:bug"] == 1
+
+
+def test_checks_for_a_set_of_add_ons_keeps_the_core_and_only_theirs():
+    from harness.lab import load_lab
+    from harness import REPO_ROOT
+    lab = load_lab(REPO_ROOT / "labs" / "seed.yaml")
+    every = checks.checks_for(lab)
+    assert checks.checks_for(lab, addons=None) == every
+    assert checks.checks_for(lab, addons=[]) == checks.CORE_CHECKS
+    dns_only = checks.checks_for(lab, addons=["dns"])
+    dns_checks = {target for _, target, addon in checks.ADDON_CHECKS if addon == "dns"}
+    assert dns_checks and set(dns_only) - set(checks.CORE_CHECKS) == {c for c in every if c[1] in dns_checks}
