@@ -3,7 +3,7 @@
 # runs: Kubernetes, etcd, flannel, CoreDNS and metrics-server built from Go modules, and the
 # OCI images pause, nginx, coredns, metrics-server and toolbox (the last from Debian .debs).
 # Only what is missing is built, so on a machine that was used before this takes seconds; a
-# cold cache on 2 cores takes 50-56 minutes (docs/artifacts.md has the measured times).
+# cold cache on 2 cores took 43-50 minutes in the last two measured runs (docs/artifacts.md).
 #
 # Run it (`bash .ci/artifacts.sh`) or source it and call ci_artifacts: it changes nothing in
 # the caller's shell options. Go's own build cache (~/.cache/go-build) is kept between runs.
