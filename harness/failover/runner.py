@@ -104,7 +104,7 @@ def run_scenario(env: Env, name: str, out_dir: Path | None = None, scope: str = 
     from harness.steps.runner import run_steps
 
     scenario = SCENARIOS[name]
-    addons = None if scope == "lab" else [a for a in (scenario.addon,) if a]
+    addons = None if scope == "lab" else [scenario.addon] if scenario.addon else []
     require_power(env, scenario)   # before the probe starts: a provider without power control refuses
     bound = scenario.bound(env)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

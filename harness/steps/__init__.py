@@ -13,9 +13,6 @@ class StepInfo:
     summary: str
 
 
-# The add-ons' steps: the guide's intro promises them, its text never reaches them.
-ADDON_SECTION = "intro"
-
 STEPS: tuple[StepInfo, ...] = (
     StepInfo("machines", "0", "bring up the machines at their lab addresses"),
     StepInfo("hosts", "0", "env.sh, the MASTER_URL record in /etc/hosts, sysctls"),

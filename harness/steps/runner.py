@@ -11,7 +11,8 @@ import time
 from collections.abc import Collection
 from pathlib import Path
 
-from harness.steps import ADDON_SECTION, StepInfo, steps_until
+from harness.lab import ADDONS
+from harness.steps import StepInfo, steps_until
 from harness.steps.context import StepContext
 
 # step name -> module under harness.steps; "machines" is the provider's job, not a module here.
@@ -44,14 +45,14 @@ def run_one(ctx: StepContext, step: StepInfo, timings: dict[str, float]) -> None
 
 def run_steps(ctx: StepContext, until: str | None = None, skip_machines: bool = True,
               timings_file: Path | None = None, addons: Collection[str] | None = None) -> dict[str, float]:
-    """Every step after `machines` up to `until`, in the guide's order; with `addons`, only
-    those add-ons' steps of the ones the guide's intro promises (None: all of the lab's)."""
+    """Every step after `machines` up to `until`, in the guide's order; with `addons`, of the
+    add-ons' steps (harness.lab.ADDONS) only those (None: all of the lab's)."""
     timings: dict[str, float] = {}
     try:
         for step in steps_until(until):
             if step.name == "machines" and skip_machines:
                 continue
-            if addons is not None and step.guide_section == ADDON_SECTION and step.name not in addons:
+            if addons is not None and step.name in ADDONS and step.name not in addons:
                 continue
             run_one(ctx, step, timings)
     finally:

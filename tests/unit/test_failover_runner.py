@@ -104,8 +104,9 @@ def test_the_converge_scope_chooses_which_add_ons_are_re_run_and_checked(lab, tm
 
 def test_only_add_on_scenarios_name_an_add_on_and_it_is_one_the_lab_knows():
     from harness.failover.scenarios import SCENARIOS
-    from harness.steps import ADDON_SECTION, STEPS
-    addon_steps = {s.name for s in STEPS if s.guide_section == ADDON_SECTION}
+    from harness.lab import ADDONS
+    from harness.steps import STEPS
+    addon_steps = {s.name for s in STEPS} & set(ADDONS)
     named = {name: s.addon for name, s in SCENARIOS.items() if s.addon}
     assert named == {"coredns-pod-killed": "dns", "registry-node-lost": "registry", "ingress-pod-killed": "ingress"}
     assert set(named.values()) <= addon_steps

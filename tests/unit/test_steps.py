@@ -310,3 +310,19 @@ def test_a_unit_file_uploaded_in_the_step_reloads_and_is_not_answered_again(ctx)
     fake.commands.clear()
     actions.start_units(ctx, "etcd", m, ["etcd"], restart=True)
     assert fake.commands == ["systemctl daemon-reload", "systemctl enable --quiet etcd && systemctl restart etcd"]
+
+
+@pytest.mark.parametrize("addons, expect_addon_steps", [
+    (None, ["dns", "metrics", "ingress", "registry", "logs"]),   # every one, as `up` runs them
+    ([], []),
+    (["dns"], ["dns"]),
+])
+def test_run_steps_keeps_the_guides_steps_and_only_the_named_add_ons(monkeypatch, addons, expect_addon_steps):
+    from harness.lab import ADDONS
+    from harness.steps import runner as steps_runner
+    ran = []
+    monkeypatch.setattr(steps_runner, "run_one", lambda ctx, step, timings: ran.append(step.name))
+    steps_runner.run_steps(object(), addons=addons)
+    assert ran == ["hosts", "pki", "etcd", "kubectl", "flannel", "masters", "api-ha", "nodes", "workload",
+                   *expect_addon_steps]
+    assert set(ran) & set(ADDONS) == set(expect_addon_steps)

@@ -149,12 +149,11 @@ def default_exe_name(package: str) -> str:
 def one_build_groups(recipe: GoRecipe, binaries: list[str]) -> list[list[str]]:
     """The wanted binaries split into `go build` runs: one, unless two packages would get the
     same output name, which a later run then takes."""
-    groups: list[list[str]] = []
+    groups: list[dict[str, str]] = []   # each: output name -> binary
     for binary in binaries:
         name = default_exe_name(recipe.packages[binary])
-        group = next((g for g in groups
-                      if name not in {default_exe_name(recipe.packages[b]) for b in g}), None)
+        group = next((g for g in groups if name not in g), None)
         if group is None:
-            groups.append(group := [])
-        group.append(binary)
-    return groups
+            groups.append(group := {})
+        group[name] = binary
+    return [list(group.values()) for group in groups]
